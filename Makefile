@@ -1,0 +1,49 @@
+# tradebus: `make up` runs the stack, `make test` runs the tests; both set up what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := libs/tradebus $(sort $(wildcard services/*)) libs/tradebus-cli
+MANIFESTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
+
+.PHONY: venv up down status logs test bench lint format clean
+
+venv: $(STAMP)
+
+$(STAMP): $(MANIFESTS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "tradebus needs Python >= 3.11 (set PYTHON=)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+up: venv
+	$(BIN)/tradebus up
+
+down:
+	@if [ -x $(BIN)/tradebus ]; then $(BIN)/tradebus down; else echo "nothing to stop (no environment yet)"; fi
+
+status: venv
+	$(BIN)/tradebus status
+
+logs: venv
+	$(BIN)/tradebus logs
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/tradebus bench
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/tradebus/src libs/tradebus-cli/src $(foreach s,$(wildcard services/*),$(s)/src)
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: down
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""tradebus command line."""

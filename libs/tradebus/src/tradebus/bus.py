@@ -1,0 +1,227 @@
+"""JetStream plumbing every service shares: streams, pipelined publishing, batch consuming, DLQ.
+
+Hot paths publish with `publish_async` (acks awaited together, not one round trip per event)
+and consume in batches through FastStream pull subscribers with manual acks. A message that
+cannot be decoded, or that keeps failing its handler, is parked on `dlq.<service>` with the
+reason, counted, and acked, so a consumer never stops on a message. Failures of the database
+or the bus itself are not the message's fault: those are retried, never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Generic, TypeVar
+
+import asyncpg
+import nats.errors
+import nats.js.errors
+import orjson
+from faststream import AckPolicy, Context
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from pydantic import ValidationError
+
+from tradebus import metrics, subjects
+from tradebus.events import Envelope
+from tradebus.logging import get_logger
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=Envelope)
+BatchHandler = Callable[[list[E]], Awaitable[None]]
+
+MAX_ATTEMPTS: Final = 5
+"""Deliveries a message may fail its handler before it is dead-lettered."""
+
+TRANSIENT_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    nats.errors.Error,
+    nats.js.errors.Error,
+)
+"""Failures of the infrastructure, not of the message: retried forever, never dead-lettered."""
+
+
+async def ensure_streams(js: JetStreamContext, specs: Iterable[subjects.StreamSpec] = subjects.STREAMS) -> None:
+    """Create or update every stream so that its config matches the contract (idempotent)."""
+    for spec in specs:
+        config = StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            description=spec.description,
+            max_age=spec.max_age_s,
+            duplicate_window=subjects.DUPLICATE_WINDOW_S,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config)
+
+
+def encode(event: Envelope) -> bytes:
+    return event.model_dump_json().encode()
+
+
+class Publisher:
+    """Publishes events to JetStream with `Nats-Msg-Id` set, pipelining the acks."""
+
+    def __init__(self, js: JetStreamContext, service: str) -> None:
+        self._js = js
+        self._service = service
+
+    async def publish(self, subject: str, event: Envelope) -> None:
+        await self.publish_many(((subject, event),))
+
+    async def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
+        """Publish all `items` and wait for every ack; raises if any publish failed."""
+        futures: list[asyncio.Future[Any]] = []
+        for subject, event in items:
+            futures.append(await self._js.publish_async(subject, encode(event), headers={"Nats-Msg-Id": event.msg_id}))
+            metrics.BUS_OUT.labels(self._service, subject).inc()
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def publish_raw(self, subject: str, payload: bytes, msg_id: str) -> None:
+        await self._js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        metrics.BUS_OUT.labels(self._service, subject).inc()
+
+
+class BatchConsumer(Generic[E]):
+    """Decodes a fetched batch, hands the good events to the handler, acks, dead-letters the rest."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        name: str,
+        model: type[E],
+        handler: BatchHandler[E],
+        publisher: Callable[[], Publisher],
+    ) -> None:
+        self.service = service
+        self.name = name
+        self.model = model
+        self.handler = handler
+        self._publisher = publisher
+        self.last_batch_at: datetime | None = None
+
+    async def consume(self, batch: Sequence[Msg]) -> None:
+        self.last_batch_at = datetime.now(tz=UTC)
+        good: list[tuple[E, Msg]] = []
+        for msg in batch:
+            metrics.BUS_IN.labels(self.service, msg.subject).inc()
+            try:
+                good.append((self.model.model_validate_json(msg.data), msg))
+            except ValidationError as exc:
+                await self._dead_letter(msg, "malformed", _validation_summary(exc))
+        if not good:
+            return
+        with metrics.HANDLER_SECONDS.labels(self.service, self.name).time():
+            try:
+                await self.handler([event for event, _ in good])
+            except Exception as exc:  # noqa: BLE001 - isolate the failing message below
+                metrics.HANDLER_ERRORS.labels(self.service, self.name, type(exc).__name__).inc()
+                log.warning("batch failed; retrying one by one", consumer=self.name, error=repr(exc))
+                await self._one_by_one(good)
+                return
+        for _, msg in good:
+            await msg.ack()
+
+    async def _one_by_one(self, deliveries: list[tuple[E, Msg]]) -> None:
+        for event, msg in deliveries:
+            try:
+                await self.handler([event])
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
+                await msg.nak(delay=_backoff(msg))
+            except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
+                attempts = msg.metadata.num_delivered if msg.metadata else MAX_ATTEMPTS
+                if attempts >= MAX_ATTEMPTS:
+                    await self._dead_letter(msg, "handler_error", repr(exc))
+                else:
+                    await msg.nak(delay=_backoff(msg))
+            else:
+                await msg.ack()
+
+    async def _dead_letter(self, msg: Msg, reason: str, error: str) -> None:
+        meta = msg.metadata
+        seq = meta.sequence.stream if meta else 0
+        try:
+            text = msg.data.decode("utf-8")
+            payload: dict[str, str] = {"payload": text}
+        except UnicodeDecodeError:
+            payload = {"payload_base64": base64.b64encode(msg.data).decode()}
+        body = orjson.dumps(
+            {
+                "service": self.service,
+                "consumer": self.name,
+                "subject": msg.subject,
+                "reason": reason,
+                "error": error,
+                "stream": meta.stream if meta else None,
+                "stream_seq": seq,
+                "num_delivered": meta.num_delivered if meta else None,
+                "failed_at": datetime.now(tz=UTC).isoformat().replace("+00:00", "Z"),
+                **payload,
+            }
+        )
+        await self._publisher().publish_raw(subjects.dlq(self.service), body, f"dlq:{self.service}:{self.name}:{seq}")
+        metrics.DLQ_MESSAGES.labels(self.service, reason).inc()
+        log.warning("message dead-lettered", consumer=self.name, subject=msg.subject, reason=reason, error=error)
+        await msg.ack()
+
+
+def _backoff(msg: Msg) -> float:
+    attempts = msg.metadata.num_delivered if msg.metadata else 1
+    return min(30.0, 0.25 * 2 ** min(attempts, 7))
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+
+
+async def _raw_decoder(_: Any) -> None:
+    """The batch handler reads raw `Msg`s itself; skip FastStream's per-message JSON decode."""
+    return None
+
+
+def register_batch_consumer(
+    broker: NatsBroker,
+    consumer: BatchConsumer[E],
+    *,
+    stream: str,
+    subject: str,
+    durable: str,
+    batch_size: int = 500,
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+    ack_wait_s: float = 60.0,
+) -> None:
+    """Attach `consumer` to a durable pull subscription on `subject` in `stream`."""
+
+    async def handle(message: Any = Context("message")) -> None:
+        await consumer.consume(message.raw_message)
+
+    handle.__name__ = f"{consumer.name}_handler"
+    handle.__doc__ = f"{consumer.model.__name__} from `{subject}` ({consumer.model.EVENT_TYPE})."
+    broker.subscriber(
+        subject,
+        stream=JStream(stream, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=batch_size, timeout=1.0, batch=True),
+        config=ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch_size * 20),
+        deliver_policy=deliver_policy,
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_decoder,
+        title=f"{consumer.service}:{consumer.name}",
+        description=handle.__doc__,
+    )(handle)

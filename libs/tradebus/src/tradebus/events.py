@@ -1,0 +1,464 @@
+"""Event models: every message on the bus is an `Envelope` subclass with its facts in `data`.
+
+The envelope (`event_id`, `event_type`, `schema_version`, `source`, `emitted_at`, `trace_id`,
+`mode`) sits at the top level, CloudEvents-style, and the payload under `data`; that keeps the
+envelope's `source` (the emitting service) apart from a bar's own `source` (where the bar came
+from). Amounts are `Decimal` and travel as JSON strings, times are UTC ISO-8601 with `Z`.
+Event ids are deterministic so that a redelivered or replayed event is recognised.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+from tradebus.timeframes import Interval, close_time_ms, datetime_to_ms, iso_utc, ms_to_datetime
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a time zone (UTC)")
+    return value.astimezone(UTC)
+
+
+def _upper_symbol(value: str) -> str:
+    if not value or not value.isalnum() or value != value.upper():
+        raise ValueError(f"symbol must be upper-case alphanumeric, got {value!r}")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc), PlainSerializer(iso_utc, return_type=str, when_used="json")]
+"""An aware datetime, normalised to UTC, serialised as `2024-01-01T00:00:00.000Z`."""
+
+Amount = Annotated[Decimal, Field(allow_inf_nan=False)]
+"""A finite decimal (price, quantity, money); serialised as a JSON string."""
+
+Symbol = Annotated[str, AfterValidator(_upper_symbol)]
+
+_NAMESPACE = uuid.UUID("6f1c1d2e-7a0b-4c3e-9d53-0b7a2b1f9e10")
+
+
+def trace_id_for(event_id: str) -> str:
+    """A deterministic trace id for an event that starts a trace (a 1m bar, a probe)."""
+    return uuid.uuid5(_NAMESPACE, event_id).hex
+
+
+class Mode(StrEnum):
+    """`live` for events on wall-clock time; `replay` for a replayed history's event time."""
+
+    LIVE = "live"
+    REPLAY = "replay"
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class Direction(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+    FLAT = "flat"
+
+
+class SignalState(StrEnum):
+    STRONG_BUY = "STRONG_BUY"
+    BUY = "BUY"
+    NEUTRAL = "NEUTRAL"
+    SELL = "SELL"
+    STRONG_SELL = "STRONG_SELL"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class ReadinessStatus(StrEnum):
+    READY = "READY"
+    DEGRADED = "DEGRADED"
+    BLOCKED = "BLOCKED"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", use_enum_values=False)
+
+
+class Envelope(_Model):
+    """Metadata every event carries; subclasses fix `event_type` and type `data`."""
+
+    EVENT_TYPE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: str = Field(min_length=1, description="Deterministic id; also the Nats-Msg-Id.")
+    event_type: str = Field(description="What happened, e.g. `bar.closed`.")
+    schema_version: int = Field(default=1, ge=1)
+    source: str = Field(description="The service that emitted the event.")
+    emitted_at: UtcDatetime = Field(description="When the service emitted it (wall clock).")
+    trace_id: str = Field(min_length=1, description="Carried from the causing bar onwards.")
+    mode: Mode = Field(default=Mode.LIVE)
+
+    @property
+    def msg_id(self) -> str:
+        """The JetStream de-duplication id (`Nats-Msg-Id`)."""
+        return self.event_id
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        event_id: str,
+        source: str,
+        trace_id: str,
+        data: BaseModel,
+        mode: Mode = Mode.LIVE,
+        emitted_at: datetime | None = None,
+    ) -> Self:
+        """Wrap `data` in an envelope stamped now."""
+        return cls(
+            event_id=event_id,
+            event_type=cls.EVENT_TYPE,
+            schema_version=cls.SCHEMA_VERSION,
+            source=source,
+            emitted_at=emitted_at or datetime.now(tz=UTC),
+            trace_id=trace_id,
+            mode=mode,
+            data=data,  # type: ignore[call-arg]
+        )
+
+
+# --------------------------------------------------------------------------- bars
+class BarSource(StrEnum):
+    BINANCE_WS = "binance-ws"
+    BINANCE_REST = "binance-rest"
+    REPLAY = "replay"
+    SYNTHETIC = "synthetic"
+    AGGREGATED = "aggregated"
+
+
+class Bar(_Model):
+    """One OHLCV bar; `open_time`/`close_time` follow Binance (close = next open - 1 ms)."""
+
+    symbol: Symbol
+    interval: Interval
+    open_time: UtcDatetime
+    close_time: UtcDatetime
+    open: Amount
+    high: Amount
+    low: Amount
+    close: Amount
+    volume: Amount = Field(ge=0)
+    quote_volume: Amount = Field(ge=0)
+    trades: int = Field(ge=0)
+    complete: bool = True
+    source: BarSource
+    revision: int = Field(default=0, ge=0, description="Raised each time a late minute corrects the bar.")
+
+    @property
+    def open_ms(self) -> int:
+        return datetime_to_ms(self.open_time)
+
+    def ohlc_problem(self) -> str | None:
+        """Why the prices are inconsistent, or None when low <= open, close <= high."""
+        if self.low > self.high:
+            return f"low {self.low} > high {self.high}"
+        for name, price in (("open", self.open), ("close", self.close)):
+            if not self.low <= price <= self.high:
+                return f"{name} {price} outside [{self.low}, {self.high}]"
+        return None
+
+
+def bar_event_id(symbol: str, interval: str, open_ms: int) -> str:
+    return f"bar:{symbol}:{interval}:{open_ms}"
+
+
+class BarEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "bar.closed"
+    data: Bar
+
+    @property
+    def msg_id(self) -> str:
+        rev = self.data.revision
+        return f"{self.event_id}:r{rev}" if rev else self.event_id
+
+    @classmethod
+    def of(
+        cls,
+        bar: Bar,
+        *,
+        source: str,
+        mode: Mode = Mode.LIVE,
+        trace_id: str | None = None,
+    ) -> BarEvent:
+        """The event for `bar`, with its deterministic id (and a fresh trace for a 1m bar)."""
+        event_id = bar_event_id(bar.symbol, bar.interval, bar.open_ms)
+        return cls.build(
+            event_id=event_id,
+            source=source,
+            trace_id=trace_id or trace_id_for(event_id),
+            data=bar,
+            mode=mode,
+        )
+
+
+def make_bar(
+    symbol: str,
+    interval: Interval,
+    open_ms: int,
+    open_: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    volume: Decimal,
+    quote_volume: Decimal,
+    trades: int,
+    source: BarSource,
+    *,
+    complete: bool = True,
+    revision: int = 0,
+) -> Bar:
+    """A Bar from epoch-ms open time, deriving Binance's close time."""
+    return Bar(
+        symbol=symbol,
+        interval=interval,
+        open_time=ms_to_datetime(open_ms),
+        close_time=ms_to_datetime(close_time_ms(open_ms, interval)),
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=volume,
+        quote_volume=quote_volume,
+        trades=trades,
+        complete=complete,
+        source=source,
+        revision=revision,
+    )
+
+
+# --------------------------------------------------------------------------- signals
+class HorizonSignal(_Model):
+    interval: Interval
+    direction: Direction
+    strength: Amount = Field(ge=0, le=1)
+    confidence: Amount = Field(ge=0, le=1)
+    bars: int = Field(ge=0, description="Bars available for this horizon.")
+    features: dict[str, Amount] = Field(default_factory=dict)
+
+
+class Consensus(_Model):
+    consensus_direction: Direction
+    consensus_confidence: Amount = Field(ge=0, le=1)
+    agreement_score: Amount = Field(ge=0, le=1)
+
+
+class TradePlan(_Model):
+    entry: Amount
+    stop: Amount
+    targets: list[Amount]
+    risk_reward: Amount
+
+
+class ModelInfo(_Model):
+    version: str
+    hash: str
+
+
+class Signal(_Model):
+    symbol: Symbol
+    interval: Interval = Field(description="The horizon whose closed bar triggered the signal.")
+    bar_time: UtcDatetime = Field(description="Open time of the triggering bar (event time).")
+    price: Amount = Field(description="Close of the triggering bar.")
+    state: SignalState
+    direction: Direction
+    confidence: Amount = Field(ge=0, le=1)
+    horizons: list[HorizonSignal]
+    consensus: Consensus
+    plan: TradePlan | None = None
+    rationale: list[str] = Field(default_factory=list)
+    explanation: str = ""
+    model: ModelInfo
+    features: dict[str, Amount] = Field(default_factory=dict)
+
+
+class SignalEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "signal.generated"
+    data: Signal
+
+
+def signal_event_id(symbol: str, interval: str, bar_ms: int) -> str:
+    return f"signal:{symbol}:{interval}:{bar_ms}"
+
+
+# --------------------------------------------------------------------------- execution
+class Order(_Model):
+    order_id: str
+    symbol: Symbol
+    side: Side
+    quantity: Amount = Field(gt=0)
+    order_type: Literal["MARKET"] = "MARKET"
+    purpose: Literal["entry", "exit"]
+    reason: str = Field(description="Why: the signal state for an entry, stop/target/reverse for an exit.")
+    signal_id: str | None = None
+    submitted_at: UtcDatetime = Field(description="Event time the order was submitted.")
+
+
+class OrderEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "order.submitted"
+    data: Order
+
+
+class Fill(_Model):
+    fill_id: str
+    order_id: str
+    symbol: Symbol
+    side: Side
+    quantity: Amount = Field(gt=0)
+    price: Amount = Field(gt=0)
+    fee: Amount = Field(ge=0)
+    filled_at: UtcDatetime
+
+
+class FillEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "order.filled"
+    data: Fill
+
+
+class Trade(_Model):
+    """A closed round trip: one entry and its exit."""
+
+    trade_id: str
+    symbol: Symbol
+    strategy: str
+    direction: Direction
+    quantity: Amount = Field(gt=0)
+    entry_price: Amount
+    exit_price: Amount
+    entry_time: UtcDatetime
+    exit_time: UtcDatetime
+    gross_pnl: Amount
+    fees: Amount = Field(ge=0)
+    net_pnl: Amount
+    exit_reason: str
+
+
+class TradeEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "trade.closed"
+    data: Trade
+
+
+class Position(_Model):
+    symbol: Symbol
+    direction: Direction
+    quantity: Amount = Field(ge=0)
+    entry_price: Amount | None
+    stop: Amount | None = None
+    targets: list[Amount] = Field(default_factory=list)
+    mark_price: Amount | None = None
+    unrealized_pnl: Amount = Decimal(0)
+    realized_pnl: Amount = Decimal(0)
+    status: Literal["open", "closed"]
+    updated_at: UtcDatetime
+
+
+class PositionEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "position.changed"
+    data: Position
+
+
+class Rejection(_Model):
+    signal_id: str
+    symbol: Symbol
+    reason: str = Field(description="A stable code, e.g. max_open_positions, stale_data.")
+    detail: str
+
+
+class RejectionEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "signal.rejected"
+    data: Rejection
+
+
+# --------------------------------------------------------------------------- telemetry
+class QualityIssue(_Model):
+    symbol: Symbol
+    interval: Interval
+    kind: Literal["stale", "ohlc", "gap", "duplicate", "price_jump", "volume"]
+    severity: Severity
+    detail: str
+    bar_time: UtcDatetime | None = None
+    detected_at: UtcDatetime
+
+
+class QualityIssueEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "quality.issue_detected"
+    data: QualityIssue
+
+
+class FailurePoint(_Model):
+    name: str
+    ok: bool
+    severity: Severity = Field(description="What it does to readiness when not ok.")
+    detail: str
+    detection: str = ""
+    healing: str = ""
+
+
+class Readiness(_Model):
+    status: ReadinessStatus
+    failure_points: list[FailurePoint]
+    checked_at: UtcDatetime
+
+
+class ReadinessEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "readiness.reported"
+    data: Readiness
+
+
+class Heartbeat(_Model):
+    service: str
+    instance: str
+    started_at: UtcDatetime
+    status: Literal["ok", "degraded", "down"]
+    checks: dict[str, bool] = Field(default_factory=dict)
+
+
+class HeartbeatEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "service.heartbeat"
+    data: Heartbeat
+
+
+# --------------------------------------------------------------------------- rollups
+class PerformanceFigures(_Model):
+    trades: int = Field(ge=0)
+    wins: int = Field(ge=0)
+    win_rate: Amount
+    gross_pnl: Amount
+    net_pnl: Amount
+    fees: Amount
+    profit_factor: Amount | None
+    max_drawdown: Amount
+    sharpe: Amount | None
+
+
+class DailyPerformance(PerformanceFigures):
+    day: date
+
+
+class DailyPerformanceEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "performance.daily_computed"
+    data: DailyPerformance
+
+
+class StrategyPerformance(PerformanceFigures):
+    strategy: str
+
+
+class StrategyPerformanceEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "performance.strategy_computed"
+    data: StrategyPerformance

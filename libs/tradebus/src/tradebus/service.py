@@ -1,0 +1,326 @@
+"""The service shell: one FastStream NATS broker, one asyncpg pool, one FastAPI app per service.
+
+A service declares its consumers, readiness checks, background loops and HTTP routes on a
+`Service`; the shell owns the order of start-up (database and migrations, then bus and streams,
+then the service's own state, then consumers) and of shutdown (consumers stop first, the
+service persists, connections close last), the health endpoints, `/metrics`, the heartbeat on
+`telemetry.heartbeat.<service>` and the OpenAPI and AsyncAPI documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from faststream.nats import DeliverPolicy, NatsBroker
+from faststream.specification import AsyncAPI, get_asyncapi_html
+
+from tradebus import db, metrics, subjects
+from tradebus.bus import BatchConsumer, BatchHandler, Publisher, ensure_streams, register_batch_consumer
+from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
+from tradebus.logging import configure_logging, get_logger
+from tradebus.settings import Settings, port_for
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=Envelope)
+Hook = Callable[[], Awaitable[None]]
+
+CORE_CHECKS: Final = ("bus", "database", "consumers")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    ok: bool
+    detail: str
+
+
+CheckFn = Callable[[], Awaitable[CheckResult]]
+
+
+class Service:
+    """Everything one tradebus service shares with the others; see the module docstring."""
+
+    def __init__(self, name: str, settings: Settings, *, migrations: str | None = None, version: str = "0.1.0"):
+        self.name = name
+        self.settings = settings
+        self.version = version
+        self.instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
+        self.started_at = datetime.now(tz=UTC)
+        self.broker = NatsBroker(
+            settings.nats_url,
+            name=f"tradebus-{name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            graceful_timeout=15.0,
+            log_level=logging.DEBUG,
+        )
+        self.router = APIRouter()
+        self._migrations = migrations
+        self._pool: asyncpg.Pool | None = None
+        self._publisher: Publisher | None = None
+        self._consumers: list[BatchConsumer[Any]] = []
+        self._checks: dict[str, tuple[CheckFn, bool]] = {}
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._loops: list[Hook] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consuming = False
+        self.stopping = asyncio.Event()
+
+    # ----------------------------------------------------------------- declarations
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name}: database pool used before start-up")
+        return self._pool
+
+    @property
+    def publisher(self) -> Publisher:
+        if self._publisher is None:
+            raise RuntimeError(f"{self.name}: publisher used before start-up")
+        return self._publisher
+
+    def consumer(
+        self,
+        *,
+        name: str,
+        stream: str,
+        subject: str,
+        model: type[E],
+        batch_size: int = 500,
+        deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+    ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
+        """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`)."""
+
+        def register(handler: BatchHandler[E]) -> BatchHandler[E]:
+            consumer = BatchConsumer(
+                service=self.name, name=name, model=model, handler=handler, publisher=lambda: self.publisher
+            )
+            self._consumers.append(consumer)
+            register_batch_consumer(
+                self.broker,
+                consumer,
+                stream=stream,
+                subject=subject,
+                durable=f"{self.name}-{name}",
+                batch_size=batch_size,
+                deliver_policy=deliver_policy,
+            )
+            return handler
+
+        return register
+
+    def publishes(self, subject: str, model: type[Envelope], description: str) -> None:
+        """Document a published subject in the AsyncAPI document (publishing goes via `publisher`)."""
+        self.broker.publisher(subject, schema=model, title=f"{self.name}:{subject}", description=description)
+
+    def check(self, name: str, *, critical: bool = True) -> Callable[[CheckFn], CheckFn]:
+        """Add a readiness check; a failing non-critical check makes the service `degraded`, not down."""
+
+        def register(fn: CheckFn) -> CheckFn:
+            self._checks[name] = (fn, critical)
+            return fn
+
+        return register
+
+    def on_startup(self, fn: Hook) -> Hook:
+        """Run after the database and bus are up, before consumers start (load state here)."""
+        self._startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Hook) -> Hook:
+        """Run after consumers stopped, while the database and bus are still open (persist here)."""
+        self._shutdown.append(fn)
+        return fn
+
+    def background(self, fn: Hook) -> Hook:
+        """A loop that runs while the service runs; it is restarted if it raises."""
+        self._loops.append(fn)
+        return fn
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        configure_logging(self.name, self.settings.log_level, self.settings.log_format)
+        self._pool = await db.create_pool(self.settings.database_url, schema=self.name)
+        if self._migrations:
+            await db.migrate(self._pool, self.name, self._migrations)
+        await self.broker.connect()
+        js = self.broker.connection.jetstream()
+        await ensure_streams(js)
+        self._publisher = Publisher(js, self.name)
+        for hook in self._startup:
+            await hook()
+        await self.broker.start()
+        self._consuming = True
+        self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in (self._heartbeat, *self._loops)]
+        log.info("service started", instance=self.instance, consumers=[c.name for c in self._consumers])
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for subscriber in self.broker.subscribers:
+            await subscriber.stop()
+        self._consuming = False
+        for hook in self._shutdown:
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook failed", hook=getattr(hook, "__name__", repr(hook)))
+        await self.broker.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("service stopped")
+
+    async def _supervise(self, loop: Hook) -> None:
+        name = getattr(loop, "__name__", "loop")
+        while not self.stopping.is_set():
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop failed; restarting", loop=name)
+                await asyncio.sleep(1.0)
+
+    async def _heartbeat(self) -> None:
+        beat = 0
+        while True:
+            status, checks = await self.readiness()
+            metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
+            event = HeartbeatEvent.build(
+                event_id=f"heartbeat:{self.name}:{self.instance}:{beat}",
+                source=self.name,
+                trace_id=trace_id_for(f"heartbeat:{self.name}:{self.instance}"),
+                data=Heartbeat(
+                    service=self.name,
+                    instance=self.instance,
+                    started_at=self.started_at,
+                    status=status,
+                    checks={k: v.ok for k, v in checks.items()},
+                ),
+            )
+            try:
+                await self.publisher.publish(subjects.heartbeat(self.name), event)
+            except Exception as exc:  # noqa: BLE001 - the bus may be down; readiness says so
+                log.warning("heartbeat not published", error=repr(exc))
+            beat += 1
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    # ----------------------------------------------------------------- health
+    async def readiness(self) -> tuple[str, dict[str, CheckResult]]:
+        """`ok`, `degraded` or `down`, with each named check's result."""
+        results: dict[str, CheckResult] = {
+            "bus": self._bus_check(),
+            "database": await self._database_check(),
+            "consumers": self._consumers_check(),
+        }
+        critical = set(CORE_CHECKS)
+        for name, (fn, is_critical) in self._checks.items():
+            try:
+                results[name] = await asyncio.wait_for(fn(), timeout=3.0)
+            except Exception as exc:  # noqa: BLE001 - a broken check reports, it does not raise
+                results[name] = CheckResult(False, f"check failed: {exc!r}")
+            if is_critical:
+                critical.add(name)
+        if any(not r.ok for n, r in results.items() if n in critical):
+            return "down", results
+        if any(not r.ok for r in results.values()):
+            return "degraded", results
+        return "ok", results
+
+    def _bus_check(self) -> CheckResult:
+        try:
+            connected = self.broker.connection.is_connected
+        except Exception:  # noqa: BLE001 - not connected yet
+            connected = False
+        return CheckResult(connected, f"NATS {'connected' if connected else 'not connected'}")
+
+    async def _database_check(self) -> CheckResult:
+        if self._pool is None:
+            return CheckResult(False, "database pool not open")
+        try:
+            await db.ping(self._pool)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return CheckResult(False, f"database unreachable: {exc!r}")
+        return CheckResult(True, "database answers")
+
+    def _consumers_check(self) -> CheckResult:
+        if not self._consumers:
+            return CheckResult(True, "no consumers")
+        if not self._consuming:
+            return CheckResult(False, "consumers not started")
+        names = ", ".join(c.name for c in self._consumers)
+        return CheckResult(True, f"consuming: {names}")
+
+    # ----------------------------------------------------------------- HTTP
+    def app(self) -> FastAPI:
+        """The ASGI app: the service's routes plus health, metrics and the two API documents."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=f"tradebus {self.name}", version=self.version, lifespan=lifespan)
+        app.include_router(self.router)
+
+        @app.get("/health/live", tags=["health"])
+        async def live() -> dict[str, str]:
+            return {"service": self.name, "status": "ok"}
+
+        @app.get("/health/ready", tags=["health"])
+        async def ready() -> JSONResponse:
+            status, checks = await self.readiness()
+            body = {
+                "service": self.name,
+                "status": status,
+                "checks": {k: {"ok": v.ok, "detail": v.detail} for k, v in checks.items()},
+            }
+            return JSONResponse(body, status_code=503 if status == "down" else 200)
+
+        @app.get("/metrics", tags=["health"])
+        async def prometheus_metrics() -> Response:
+            body, content_type = metrics.render_latest()
+            return Response(body, media_type=content_type)
+
+        @app.get("/docs/asyncapi", tags=["docs"])
+        async def asyncapi_json() -> JSONResponse:
+            return JSONResponse(self._asyncapi().to_jsonable())
+
+        @app.get("/docs/asyncapi.html", tags=["docs"], response_class=HTMLResponse)
+        async def asyncapi_html() -> str:
+            return get_asyncapi_html(self._asyncapi())
+
+        return app
+
+    def _asyncapi(self) -> Any:
+        return AsyncAPI(self.broker, title=f"tradebus {self.name}", version=self.version).to_specification()
+
+    def run(self) -> None:
+        """Serve the app on the service's port until SIGINT/SIGTERM (uvicorn handles both)."""
+        uvicorn.run(
+            self.app(),
+            host=self.settings.http_host,
+            port=port_for(self.name),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=20,
+        )

@@ -1,0 +1,60 @@
+"""Settings from environment variables, in one place; services subclass `Settings` for their own."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SERVICES: Final = ("ingest", "aggregator", "signal", "risk", "telemetry", "rollup")
+DEFAULT_PORTS: Final[dict[str, int]] = {
+    "ingest": 8081,
+    "aggregator": 8082,
+    "signal": 8083,
+    "risk": 8084,
+    "telemetry": 8085,
+    "rollup": 8086,
+}
+
+
+class Settings(BaseSettings):
+    """What every service reads: where the bus, database and cache are, and how to log."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/tradebus"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    http_host: str = "127.0.0.1"
+    heartbeat_interval_s: float = 5.0
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
+    instance: str = ""
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            symbols = tuple(str(s).upper() for s in value)
+            bad = [s for s in symbols if not s.isalnum()]
+            if bad:
+                raise ValueError(f"symbols must be alphanumeric like BTCUSDT, got {bad}")
+            return symbols
+        return value
+
+
+def port_for(service: str) -> int:
+    """HTTP port of `service`: `TRADEBUS_<SERVICE>_PORT`, else DESIGN.md's default."""
+    import os
+
+    raw = os.environ.get(f"TRADEBUS_{service.upper()}_PORT")
+    return int(raw) if raw else DEFAULT_PORTS[service]
+
+
+def url_for(service: str, host: str = "127.0.0.1") -> str:
+    """Base HTTP URL of `service`."""
+    return f"http://{host}:{port_for(service)}"

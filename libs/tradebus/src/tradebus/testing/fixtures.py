@@ -1,0 +1,99 @@
+"""pytest plugin: a private NATS and a private PostgreSQL database for each test run.
+
+Every run starts its own JetStream-enabled nats-server on a free port (so streams never collide
+with a running stack or another run) and creates a fresh database on the configured PostgreSQL
+(`DATABASE_URL`, default 127.0.0.1:5432) when it answers, else on an embedded PostgreSQL. Both
+are removed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from nats.aio.client import Client
+
+from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
+
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a JetStream nats-server owned by this test run."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN with rights to create databases: the configured server, else an embedded one."""
+    configured = os.environ.get("TRADEBUS_TEST_ADMIN_DSN", DEFAULT_ADMIN_DSN)
+    if postgres_answers(configured):
+        yield configured
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server.dsn("postgres")
+    finally:
+        server.stop()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    """`dsn` pointing at database `name` (works for host and Unix-socket DSNs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+async def _create_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A brand-new, empty database for one test, dropped afterwards."""
+    name = f"tradebus_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(pg_admin_dsn, name))
+    try:
+        yield _with_database(pg_admin_dsn, name)
+    finally:
+        asyncio.run(_drop_database(pg_admin_dsn, name))
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    """A NATS client on the test run's server."""
+    client = await nats.connect(nats_url)
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The repository's tests/data folder (real Binance captures, see its SOURCES.md)."""
+    return Path(__file__).resolve().parents[5] / "tests" / "data"

@@ -1,0 +1,116 @@
+"""The service shell on a real NATS and PostgreSQL: consume, ack, dead-letter, health."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import nats
+import orjson
+import pytest
+from tradebus import subjects
+from tradebus.events import BarEvent, BarSource, make_bar
+from tradebus.service import CheckResult, Service
+from tradebus.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _bar_event(minute: int, close: str = "100.5") -> BarEvent:
+    bar = make_bar(
+        "BTCUSDT",
+        "1m",
+        1_700_000_040_000 + minute * 60_000,
+        Decimal("100"),
+        Decimal("101"),
+        Decimal("99"),
+        Decimal(close),
+        Decimal("2.5"),
+        Decimal("250"),
+        7,
+        BarSource.SYNTHETIC,
+    )
+    return BarEvent.of(bar, source="ingest")
+
+
+async def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def demo(nats_url: str, database_url: str):
+    settings = Settings(nats_url=nats_url, database_url=database_url, heartbeat_interval_s=0.2)
+    service = Service("demo", settings, migrations="migrations_demo")
+    seen: list[BarEvent] = []
+
+    @service.consumer(name="bars", stream="BARS", subject="bars.1m.*", model=BarEvent)
+    async def on_bars(events: list[BarEvent]) -> None:
+        for event in events:
+            if event.data.close == Decimal("666"):
+                raise ValueError("poison")
+            await service.pool.execute(
+                "INSERT INTO seen VALUES ($1, $2) ON CONFLICT DO NOTHING", event.event_id, event.data.close
+            )
+            seen.append(event)
+
+    @service.check("feed", critical=False)
+    async def feed() -> CheckResult:
+        return CheckResult(False, "no feed in this test")
+
+    await service.start()
+    try:
+        yield service, seen
+    finally:
+        await service.stop()
+
+
+async def test_consumes_dedupes_and_dead_letters(demo, nats_url: str) -> None:
+    service, seen = demo
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    dlq = await js.subscribe("dlq.demo", durable="t-dlq")
+    events = [_bar_event(i) for i in range(50)]
+    await service.publisher.publish_many((subjects.bars("1m", "BTCUSDT"), e) for e in events)
+    # the same events again: JetStream drops them by Nats-Msg-Id
+    await service.publisher.publish_many((subjects.bars("1m", "BTCUSDT"), e) for e in events)
+    await js.publish("bars.1m.BTCUSDT", b"{not json", headers={"Nats-Msg-Id": "junk-1"})
+    await js.publish("bars.1m.BTCUSDT", b"\xff\xfe", headers={"Nats-Msg-Id": "junk-2"})
+    poison = _bar_event(60, close="666")
+    await service.publisher.publish("bars.1m.BTCUSDT", poison)
+    await service.publisher.publish("bars.1m.BTCUSDT", _bar_event(61))
+
+    async def stored() -> bool:
+        return await service.pool.fetchval("SELECT count(*) FROM seen") == 51
+
+    await _wait_for(stored)
+    reasons = []
+    for _ in range(3):
+        msg = await dlq.next_msg(timeout=30)
+        reasons.append(orjson.loads(msg.data)["reason"])
+    assert sorted(reasons) == ["handler_error", "malformed", "malformed"], reasons
+    assert [e.event_id for e in seen[:50]] == [e.event_id for e in events]
+    await nc.close()
+
+
+async def test_health_endpoints(demo) -> None:
+    service, _ = demo
+    transport = httpx.ASGITransport(app=service.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        live = await client.get("/health/live")
+        ready = await client.get("/health/ready")
+        metrics = await client.get("/metrics")
+        asyncapi = await client.get("/docs/asyncapi")
+    assert live.status_code == 200
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["database"]["ok"] and body["checks"]["bus"]["ok"]
+    assert body["checks"]["feed"] == {"ok": False, "detail": "no feed in this test"}
+    assert b"tradebus_bus_messages_out_total" in metrics.content
+    assert "bars.1m.*" in asyncapi.text

@@ -107,12 +107,18 @@ class BatchConsumer(Generic[E]):
         model: type[E],
         handler: BatchHandler[E],
         publisher: Callable[[], Publisher],
+        stream: str,
+        durable: str,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         self.service = service
         self.name = name
         self.model = model
         self.handler = handler
+        self.stream = stream
+        self.durable = durable
         self._publisher = publisher
+        self._accept = accept
         self.last_batch_at: datetime | None = None
 
     async def consume(self, batch: Sequence[Msg]) -> None:
@@ -120,6 +126,9 @@ class BatchConsumer(Generic[E]):
         good: list[tuple[E, Msg]] = []
         for msg in batch:
             metrics.BUS_IN.labels(self.service, msg.subject).inc()
+            if self._accept is not None and not self._accept(msg.subject):
+                await msg.ack()
+                continue
             try:
                 good.append((self.model.model_validate_json(msg.data), msg))
             except ValidationError as exc:
@@ -199,14 +208,12 @@ def register_batch_consumer(
     broker: NatsBroker,
     consumer: BatchConsumer[E],
     *,
-    stream: str,
     subject: str,
-    durable: str,
     batch_size: int = 500,
     deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
     ack_wait_s: float = 60.0,
 ) -> None:
-    """Attach `consumer` to a durable pull subscription on `subject` in `stream`."""
+    """Attach `consumer` to its durable pull subscription on `subject`."""
 
     async def handle(message: Any = Context("message")) -> None:
         await consumer.consume(message.raw_message)
@@ -215,8 +222,8 @@ def register_batch_consumer(
     handle.__doc__ = f"{consumer.model.__name__} from `{subject}` ({consumer.model.EVENT_TYPE})."
     broker.subscriber(
         subject,
-        stream=JStream(stream, declare=False),
-        durable=durable,
+        stream=JStream(consumer.stream, declare=False),
+        durable=consumer.durable,
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0, batch=True),
         config=ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch_size * 20),
         deliver_policy=deliver_policy,
@@ -225,3 +232,9 @@ def register_batch_consumer(
         title=f"{consumer.service}:{consumer.name}",
         description=handle.__doc__,
     )(handle)
+
+
+async def consumer_lag(js: JetStreamContext, consumer: BatchConsumer[Any]) -> int:
+    """Messages the durable has not yet had acked: still pending plus delivered-but-unacked."""
+    info = await js.consumer_info(consumer.stream, consumer.durable)
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)

@@ -27,7 +27,14 @@ from faststream.nats import DeliverPolicy, NatsBroker
 from faststream.specification import AsyncAPI, get_asyncapi_html
 
 from tradebus import db, metrics, subjects
-from tradebus.bus import BatchConsumer, BatchHandler, Publisher, ensure_streams, register_batch_consumer
+from tradebus.bus import (
+    BatchConsumer,
+    BatchHandler,
+    Publisher,
+    consumer_lag,
+    ensure_streams,
+    register_batch_consumer,
+)
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import Settings, port_for
@@ -101,20 +108,30 @@ class Service:
         model: type[E],
         batch_size: int = 500,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+        accept: Callable[[str], bool] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
-        """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`)."""
+        """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
+
+        `accept(subject)` drops (acks undecoded) messages the handler has no use for, for a
+        consumer that must see several subjects in one stream order (e.g. `bars.>` minus 1m).
+        """
 
         def register(handler: BatchHandler[E]) -> BatchHandler[E]:
             consumer = BatchConsumer(
-                service=self.name, name=name, model=model, handler=handler, publisher=lambda: self.publisher
+                service=self.name,
+                name=name,
+                model=model,
+                handler=handler,
+                publisher=lambda: self.publisher,
+                stream=stream,
+                durable=f"{self.name}-{name}",
+                accept=accept,
             )
             self._consumers.append(consumer)
             register_batch_consumer(
                 self.broker,
                 consumer,
-                stream=stream,
                 subject=subject,
-                durable=f"{self.name}-{name}",
                 batch_size=batch_size,
                 deliver_policy=deliver_policy,
             )
@@ -164,7 +181,8 @@ class Service:
             await hook()
         await self.broker.start()
         self._consuming = True
-        self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in (self._heartbeat, *self._loops)]
+        loops = (self._heartbeat, self._watch_lag, *self._loops)
+        self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
         log.info("service started", instance=self.instance, consumers=[c.name for c in self._consumers])
 
     async def stop(self) -> None:
@@ -220,6 +238,18 @@ class Service:
                 log.warning("heartbeat not published", error=repr(exc))
             beat += 1
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _watch_lag(self) -> None:
+        js = self.broker.connection.jetstream()
+        while True:
+            for consumer in self._consumers:
+                try:
+                    lag = await consumer_lag(js, consumer)
+                except Exception as exc:  # noqa: BLE001 - lag is best effort; readiness covers the bus
+                    log.debug("consumer lag unknown", consumer=consumer.name, error=repr(exc))
+                    continue
+                metrics.CONSUMER_LAG.labels(self.name, consumer.name).set(lag)
+            await asyncio.sleep(5.0)
 
     # ----------------------------------------------------------------- health
     async def readiness(self) -> tuple[str, dict[str, CheckResult]]:

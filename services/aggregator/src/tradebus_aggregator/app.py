@@ -1,0 +1,168 @@
+"""The aggregator service: 1m bars in, 5m..1w bars out, every bar stored and served over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import HTTPException, Query
+from tradebus import subjects
+from tradebus.events import Bar, BarEvent
+from tradebus.logging import get_logger
+from tradebus.service import Service
+from tradebus.timeframes import HIGHER_INTERVALS, INTERVALS, MINUTE_MS, Interval, bucket_start, parse_interval
+
+from tradebus_aggregator import metrics
+from tradebus_aggregator.repository import BarRepository
+from tradebus_aggregator.settings import AggregatorSettings
+from tradebus_aggregator.stream import Aggregator
+
+log = get_logger(__name__)
+
+NAME = "aggregator"
+MAX_LIMIT = 5000
+
+
+class Aggregation:
+    """Runs the state machine over consumed batches: load history, publish, then persist.
+
+    Publishing comes before persisting: after a crash in between, the 1m bars are not stored, so
+    their redelivery rebuilds and republishes the same events (same ids, dropped as duplicates).
+    A batch that fails resets its symbols' state from storage, so the retry starts clean.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self.state = Aggregator()
+
+    @property
+    def repo(self) -> BarRepository:
+        return BarRepository(self._service.pool, NAME)
+
+    async def restore(self, symbols: set[str] | None = None) -> None:
+        """Rebuild the state of `symbols` (all stored ones when None) from the stored bars."""
+        for symbol in symbols or ():
+            self.state.forget(symbol)
+        for history in await self.repo.histories(sorted(symbols) if symbols is not None else None):
+            self.state.of(history.symbol).load(history.start_ms, history.minutes, history.published)
+        log.info("state restored", symbols=len(self.state.symbols))
+
+    async def handle(self, events: list[BarEvent]) -> None:
+        events = [e for e in events if _usable(e)]
+        symbols = {e.data.symbol for e in events}
+        try:
+            await self._load_history(events)
+            bars_1m: list[Bar] = []
+            out: list[BarEvent] = []
+            for event in events:
+                outcome = self.state.apply(event.data)
+                if outcome.stored:
+                    bars_1m.append(event.data)
+                out.extend(BarEvent.of(b, source=NAME, mode=event.mode, trace_id=event.trace_id) for b in outcome.bars)
+            await self._service.publisher.publish_many((subjects.bars(e.data.interval, e.data.symbol), e) for e in out)
+            await self.repo.save([*bars_1m, *(e.data for e in out)])
+        except Exception:
+            await self.restore(symbols)
+            raise
+        for symbol in symbols:
+            self.state.of(symbol).prune()
+        _count(out)
+
+    async def _load_history(self, events: list[BarEvent]) -> None:
+        """Load the stored weeks that late minutes in `events` fall into."""
+        earliest: dict[str, int] = {}
+        for event in events:
+            state = self.state.of(event.data.symbol)
+            if state.needs_history(event.data.open_ms):
+                start = bucket_start(event.data.open_ms, "1w")
+                earliest[state.symbol] = min(start, earliest.get(state.symbol, start))
+        for symbol, start in earliest.items():
+            state = self.state.of(symbol)
+            assert state.horizon is not None
+            history = await self.repo.history(symbol, start, state.horizon)
+            state.load(start, history.minutes, history.published)
+
+
+def _usable(event: BarEvent) -> bool:
+    """A bar on `bars.1m.*` that is not a closed, minute-aligned 1m bar cannot be aggregated."""
+    bar = event.data
+    if bar.interval == "1m" and bar.open_ms % MINUTE_MS == 0:
+        return True
+    log.warning("bar ignored: not a minute-aligned 1m bar", event_id=event.event_id, interval=bar.interval)
+    return False
+
+
+def _count(events: list[BarEvent]) -> None:
+    for event in events:
+        bar = event.data
+        metrics.BARS_PUBLISHED.labels(bar.interval).inc()
+        if bar.revision:
+            metrics.BARS_REVISED.labels(bar.interval).inc()
+        if not bar.complete:
+            metrics.INCOMPLETE_BARS.labels(bar.interval).inc()
+
+
+def _symbol(value: str) -> str:
+    if not value.isascii() or not value.isalnum() or value != value.upper():
+        raise HTTPException(422, f"symbol must be upper-case alphanumeric like BTCUSDT, got {value!r}")
+    return value
+
+
+def _interval(value: str) -> Interval:
+    try:
+        return parse_interval(value)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """ISO-8601 without an offset is read as UTC (tradebus works in UTC only)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def build_service(settings: AggregatorSettings) -> Service:
+    """The aggregator: consumes `bars.1m.*`, publishes `bars.{5m..1w}.*`, serves `/v1/bars`."""
+    service = Service(NAME, settings, migrations="tradebus_aggregator.migrations")
+    aggregation = Aggregation(service)
+
+    @service.on_startup
+    async def load_state() -> None:
+        await aggregation.restore()
+
+    @service.consumer(
+        name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=settings.aggregator_batch_size
+    )
+    async def on_bars(events: list[BarEvent]) -> None:
+        await aggregation.handle(events)
+
+    for interval in HIGHER_INTERVALS:
+        service.publishes(f"bars.{interval}.*", BarEvent, f"{interval} bars aggregated from 1m bars")
+
+    @service.router.get("/v1/bars", tags=["bars"])
+    async def get_bars(
+        symbol: str,
+        interval: str = "1m",
+        start: Annotated[datetime | None, Query(description="ISO-8601, inclusive")] = None,
+        end: Annotated[datetime | None, Query(description="ISO-8601, exclusive")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` bars of `symbol` on `interval` in [start, end), oldest first."""
+        bars = await aggregation.repo.bars(_symbol(symbol), _interval(interval), _utc(start), _utc(end), limit)
+        return [bar.model_dump(mode="json") for bar in bars]
+
+    @service.router.get("/v1/meta/instruments", tags=["bars"])
+    async def get_instruments(
+        min_bars_1m: Annotated[int, Query(ge=0, description="Only symbols with at least this many 1m bars")] = 0,
+    ) -> dict[str, Any]:
+        """Stored symbols with their bar count per interval."""
+        counts = await aggregation.repo.counts()
+        instruments = [
+            {"symbol": symbol, "bars": {iv: by_interval.get(iv, 0) for iv in INTERVALS}}
+            for symbol, by_interval in sorted(counts.items())
+            if by_interval.get("1m", 0) >= min_bars_1m
+        ]
+        return {"intervals": list(INTERVALS), "instruments": instruments}
+
+    return service

@@ -1,0 +1,129 @@
+"""Exact aggregation of 1m bars into one higher bar, by Binance's rules (pure, no I/O).
+
+Binance emits a 1m bar for a minute without trades (volume 0, O=H=L=C at the previous close)
+but its higher bars ignore such minutes for open, high and low: the open is the first *traded*
+minute's open and high/low span traded minutes only; a bucket without any trade is a flat bar
+at the carried price (its last minute's close) with volume 0. Close is always the last minute's
+close and volumes and trade counts are summed, all in Decimal so sums are exact.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tradebus.events import Bar, BarSource, make_bar
+from tradebus.timeframes import Interval, bucket_start, minutes_in
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Minute:
+    """A 1m bar reduced to what aggregation needs (kept in memory for the open week)."""
+
+    open_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+    revision: int = 0
+
+    @classmethod
+    def of(cls, bar: Bar) -> Minute:
+        return cls(
+            bar.open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume, bar.trades, bar.revision
+        )
+
+
+@dataclass(slots=True)
+class Bucket:
+    """The running aggregate of one higher bar; minutes may be added in any order, once each."""
+
+    symbol: str
+    interval: Interval
+    open_ms: int
+    minutes: int = 0
+    first_traded_ms: int | None = None
+    open: Decimal = _ZERO
+    high: Decimal = _ZERO
+    low: Decimal = _ZERO
+    last_ms: int = -1
+    close: Decimal = _ZERO
+    volume: Decimal = _ZERO
+    quote_volume: Decimal = _ZERO
+    trades: int = 0
+
+    def add(self, m: Minute) -> None:
+        """Fold in a minute not yet in the bucket."""
+        self.minutes += 1
+        if m.volume > 0:
+            if self.first_traded_ms is None:
+                self.high, self.low = m.high, m.low
+            else:
+                self.high, self.low = max(self.high, m.high), min(self.low, m.low)
+            if self.first_traded_ms is None or m.open_ms < self.first_traded_ms:
+                self.first_traded_ms, self.open = m.open_ms, m.open
+        if m.open_ms > self.last_ms:
+            self.last_ms, self.close = m.open_ms, m.close
+        self.volume += m.volume
+        self.quote_volume += m.quote_volume
+        self.trades += m.trades
+
+    @property
+    def complete(self) -> bool:
+        return self.minutes == minutes_in(self.interval)
+
+    def to_bar(self, revision: int = 0) -> Bar:
+        if self.minutes == 0:
+            raise ValueError(f"empty {self.interval} bucket at {self.open_ms} has no bar")
+        traded = self.first_traded_ms is not None
+        return make_bar(
+            self.symbol,
+            self.interval,
+            self.open_ms,
+            self.open if traded else self.close,
+            self.high if traded else self.close,
+            self.low if traded else self.close,
+            self.close,
+            self.volume,
+            self.quote_volume,
+            self.trades,
+            BarSource.AGGREGATED,
+            complete=self.complete,
+            revision=revision,
+        )
+
+
+def bucket_of(symbol: str, interval: Interval, open_ms: int, minutes: Iterable[Minute]) -> Bucket:
+    """The bucket starting at `open_ms` built from `minutes` (distinct, all inside it)."""
+    bucket = Bucket(symbol, interval, open_ms)
+    for m in minutes:
+        bucket.add(m)
+    return bucket
+
+
+def latest_versions(bars_1m: Iterable[Bar]) -> dict[tuple[str, int], Bar]:
+    """One 1m bar per (symbol, minute): the highest revision, the later one on a tie."""
+    chosen: dict[tuple[str, int], Bar] = {}
+    for bar in bars_1m:
+        if bar.interval != "1m":
+            raise ValueError(f"expected 1m bars, got {bar.interval} for {bar.symbol}")
+        key = (bar.symbol, bar.open_ms)
+        held = chosen.get(key)
+        if held is None or bar.revision >= held.revision:
+            chosen[key] = bar
+    return chosen
+
+
+def aggregate(bars_1m: Iterable[Bar], interval: Interval) -> list[Bar]:
+    """Every `interval` bar the given 1m bars make (any order, duplicates allowed), by symbol then time."""
+    groups: dict[tuple[str, int], list[Minute]] = defaultdict(list)
+    for (symbol, open_ms), bar in latest_versions(bars_1m).items():
+        groups[(symbol, bucket_start(open_ms, interval))].append(Minute.of(bar))
+    return [bucket_of(symbol, interval, start, groups[(symbol, start)]).to_bar() for symbol, start in sorted(groups)]

@@ -1,0 +1,192 @@
+"""The `aggregator.bars` table: batched idempotent writes, state reloads and the HTTP queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from tradebus import metrics
+from tradebus.events import Bar, BarSource, make_bar
+from tradebus.timeframes import Interval, bucket_start, datetime_to_ms, ms_to_datetime
+
+from tradebus_aggregator.buckets import Minute
+
+_COLUMNS = (
+    "symbol",
+    "interval",
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "complete",
+    "revision",
+    "source",
+)
+
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_bars (
+    symbol text, interval text, open_time timestamptz, open numeric, high numeric, low numeric, close numeric,
+    volume numeric, quote_volume numeric, trades bigint, complete boolean, revision integer, source text, seq integer
+) ON COMMIT DELETE ROWS
+"""
+
+# A 1m bar replaces a stored one of the same or a lower revision (a correction); a higher bar
+# only a lower revision, so a redelivered batch changes nothing.
+UPSERT = f"""
+INSERT INTO bars ({", ".join(_COLUMNS)})
+SELECT DISTINCT ON (symbol, interval, open_time) {", ".join(_COLUMNS)}
+FROM incoming_bars
+ORDER BY symbol, interval, open_time, revision DESC, seq DESC
+ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
+    complete = excluded.complete, revision = excluded.revision, source = excluded.source, updated_at = now()
+WHERE excluded.revision > bars.revision OR (excluded.interval = '1m' AND excluded.revision = bars.revision)
+"""
+
+LATEST_MINUTES = """
+SELECT symbol, max(open_time) AS latest FROM bars
+WHERE interval = '1m' AND ($1::text[] IS NULL OR symbol = ANY($1::text[]))
+GROUP BY symbol
+"""
+
+BARS_BETWEEN = f"""
+SELECT {", ".join(_COLUMNS)} FROM bars
+WHERE symbol = $1 AND open_time >= $2 AND ($3::timestamptz IS NULL OR open_time < $3)
+"""
+
+SELECT_BARS = f"""
+SELECT {", ".join(_COLUMNS)} FROM bars
+WHERE symbol = $1 AND interval = $2
+  AND ($3::timestamptz IS NULL OR open_time >= $3) AND ($4::timestamptz IS NULL OR open_time < $4)
+ORDER BY open_time DESC
+LIMIT $5
+"""
+
+COUNT_BARS = "SELECT symbol, interval, count(*) AS n FROM bars GROUP BY symbol, interval ORDER BY symbol"
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A symbol's stored bars from `start_ms` on: its 1m minutes and its published higher bars."""
+
+    symbol: str
+    start_ms: int
+    minutes: list[Minute]
+    published: list[Bar]
+
+
+def _bar(row: asyncpg.Record) -> Bar:
+    return make_bar(
+        row["symbol"],
+        row["interval"],
+        datetime_to_ms(row["open_time"]),
+        row["open"],
+        row["high"],
+        row["low"],
+        row["close"],
+        row["volume"],
+        row["quote_volume"],
+        row["trades"],
+        BarSource(row["source"]),
+        complete=row["complete"],
+        revision=row["revision"],
+    )
+
+
+def _minute(row: asyncpg.Record) -> Minute:
+    return Minute(
+        datetime_to_ms(row["open_time"]),
+        row["open"],
+        row["high"],
+        row["low"],
+        row["close"],
+        row["volume"],
+        row["quote_volume"],
+        row["trades"],
+        row["revision"],
+    )
+
+
+class BarRepository:
+    """SQL on the aggregator's schema; every write is one COPY plus one upsert per batch."""
+
+    def __init__(self, pool: asyncpg.Pool, service: str = "aggregator") -> None:
+        self._pool = pool
+        self._service = service
+
+    async def save(self, bars: Sequence[Bar]) -> None:
+        """Store `bars` (1m and higher) idempotently; later entries win over earlier equal revisions."""
+        if not bars:
+            return
+        records = [
+            (
+                b.symbol,
+                b.interval,
+                b.open_time,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume,
+                b.quote_volume,
+                b.trades,
+                b.complete,
+                b.revision,
+                b.source.value,
+                seq,
+            )
+            for seq, b in enumerate(bars)
+        ]
+        with metrics.DB_SECONDS.labels(self._service, "save_bars").time():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(STAGE)
+                await conn.copy_records_to_table("incoming_bars", records=records, columns=(*_COLUMNS, "seq"))
+                await conn.execute(UPSERT)
+
+    async def histories(self, symbols: Sequence[str] | None = None) -> list[History]:
+        """For each stored symbol (or those given): its bars since the week of its latest minute."""
+        with metrics.DB_SECONDS.labels(self._service, "load_state").time():
+            async with self._pool.acquire() as conn:
+                latest = await conn.fetch(LATEST_MINUTES, list(symbols) if symbols is not None else None)
+                out = []
+                for row in latest:
+                    start = bucket_start(datetime_to_ms(row["latest"]), "1w")
+                    out.append(await self._history(conn, row["symbol"], start, None))
+                return out
+
+    async def history(self, symbol: str, start_ms: int, end_ms: int) -> History:
+        """A symbol's stored bars with open time in [start_ms, end_ms) (for a late minute)."""
+        with metrics.DB_SECONDS.labels(self._service, "load_history").time():
+            async with self._pool.acquire() as conn:
+                return await self._history(conn, symbol, start_ms, end_ms)
+
+    async def _history(self, conn: asyncpg.pool.PoolConnectionProxy, symbol: str, start_ms: int, end_ms: int | None) -> History:
+        end = ms_to_datetime(end_ms) if end_ms is not None else None
+        rows = await conn.fetch(BARS_BETWEEN, symbol, ms_to_datetime(start_ms), end)
+        minutes = [_minute(r) for r in rows if r["interval"] == "1m"]
+        published = [_bar(r) for r in rows if r["interval"] != "1m"]
+        return History(symbol, start_ms, minutes, published)
+
+    async def bars(
+        self, symbol: str, interval: Interval, start: datetime | None, end: datetime | None, limit: int
+    ) -> list[Bar]:
+        """The newest `limit` bars in [start, end), oldest first."""
+        with metrics.DB_SECONDS.labels(self._service, "select_bars").time():
+            rows = await self._pool.fetch(SELECT_BARS, symbol, interval, start, end, limit)
+        return [_bar(r) for r in reversed(rows)]
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Bar counts per symbol and interval."""
+        with metrics.DB_SECONDS.labels(self._service, "count_bars").time():
+            rows = await self._pool.fetch(COUNT_BARS)
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["symbol"], {})[r["interval"]] = r["n"]
+        return out

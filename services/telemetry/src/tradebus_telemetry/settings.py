@@ -1,0 +1,34 @@
+"""The telemetry service's own environment variables (thresholds are settings so tests can shrink them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+from tradebus.settings import Settings
+
+
+class TelemetrySettings(Settings):
+    """`TELEMETRY_*` thresholds for heartbeats, feed freshness, bar quality and readiness."""
+
+    telemetry_heartbeat_timeout_s: float = Field(
+        default=20.0, gt=0, description="A service without a heartbeat for longer is a critical failure point."
+    )
+    telemetry_feed_warning_s: float = Field(default=300.0, gt=0, description="No new live 1m bar: warning.")
+    telemetry_feed_critical_s: float = Field(default=600.0, gt=0, description="No new live 1m bar: critical.")
+    telemetry_price_jump_ratio: Decimal = Field(
+        default=Decimal("0.10"),
+        gt=0,
+        allow_inf_nan=False,
+        description="A close moving more than this fraction from the previous close is a jump.",
+    )
+    telemetry_dlq_window_s: float = Field(default=3600.0, gt=0, description="Dead letters this recent degrade.")
+    telemetry_evaluate_interval_s: float = Field(default=5.0, gt=0, description="Readiness evaluation period.")
+    telemetry_publish_every_s: float = Field(
+        default=60.0, gt=0, description="Readiness is published on change and at least this often."
+    )
+    telemetry_bars_from: Literal["all", "new"] = Field(
+        default="all",
+        description="Where a newly created bars consumer starts in the BARS stream (an existing one resumes).",
+    )

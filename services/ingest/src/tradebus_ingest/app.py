@@ -1,0 +1,104 @@
+"""The ingest service: publishes 1m bars on `bars.1m.<SYMBOL>` from the configured data source.
+
+Until the Binance transports exist, AUTO means the synthetic feed, and the non-critical `feed`
+readiness check says the data is offline (telemetry turns that into DEGRADED).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradebus.events import BarEvent, BarSource
+from tradebus.service import CheckResult, Service
+from tradebus.timeframes import iso_utc
+
+from tradebus_ingest.clock import Clock, WallClock
+from tradebus_ingest.feed import FeedStatus, ReplayFeed, SyntheticFeed
+from tradebus_ingest.replay import kline_files
+from tradebus_ingest.repository import IngestRepository
+from tradebus_ingest.settings import IngestSettings
+
+
+def _feed_status(settings: IngestSettings) -> FeedStatus:
+    """Which source runs and why it is offline data; refuses replay settings that cannot work."""
+    if settings.ingest_source == "replay":
+        if not settings.ingest_replay_files:
+            raise ValueError("INGEST_SOURCE=replay needs INGEST_REPLAY_FILES (comma-separated paths or globs)")
+        files = kline_files(settings.ingest_replay_files)  # fails now, not in the loop, on a bad path or name
+        reason = f"offline data source: replay of {len(files)} kline file(s) (INGEST_SOURCE=replay)"
+        return FeedStatus("replay", BarSource.REPLAY, reason)
+    if settings.ingest_source == "synthetic":
+        reason = "offline data source: synthetic feed (INGEST_SOURCE=synthetic)"
+        return FeedStatus("synthetic", BarSource.SYNTHETIC, reason)
+    reason = "offline data source: synthetic feed (Binance transports not available)"
+    return FeedStatus("auto", BarSource.SYNTHETIC, reason)
+
+
+def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Service:
+    """The ingest service; `clock` is for tests that step through minutes without waiting."""
+    service = Service("ingest", settings, migrations="tradebus_ingest.migrations")
+    status = _feed_status(settings)
+    clock = clock or WallClock()
+    service.publishes("bars.1m.*", BarEvent, "Closed 1m bars, one per symbol and minute (history as mode=replay)")
+
+    @service.background
+    async def feed() -> None:
+        repository = IngestRepository(service.pool)
+        if status.source is BarSource.REPLAY:
+            await ReplayFeed(
+                files=settings.ingest_replay_files,
+                speed=settings.ingest_replay_speed,
+                publisher=service.publisher,
+                repository=repository,
+                status=status,
+            ).run()
+        else:
+            await SyntheticFeed(
+                symbols=settings.symbols,
+                seed=settings.ingest_seed,
+                backfill_days=settings.backfill_days,
+                live=settings.ingest_live,
+                clock=clock,
+                publisher=service.publisher,
+                repository=repository,
+                status=status,
+            ).run()
+
+    @service.check("feed", critical=False)
+    async def feed_check() -> CheckResult:
+        return CheckResult(False, f"{status.offline_reason}; {status.state.value.replace('_', ' ')}")
+
+    @service.router.get("/v1/feed", tags=["feed"])
+    async def feed_info() -> dict[str, Any]:
+        """The source in use, what it is doing, and each symbol's checkpoint and stored bar count."""
+        checkpoints = await IngestRepository(service.pool).checkpoints()
+        body: dict[str, Any] = {
+            "requested": status.requested,
+            "source": status.source.value,
+            "offline": True,
+            "detail": status.offline_reason,
+            "state": status.state.value,
+            "live": settings.ingest_live and status.source is BarSource.SYNTHETIC,
+            "symbols": sorted(settings.symbols) if status.source is BarSource.SYNTHETIC else sorted(status.published),
+            "published_since_start": dict(sorted(status.published.items())),
+            "checkpoints": [
+                {
+                    "source": c.source,
+                    "symbol": c.symbol,
+                    "open_time": iso_utc(c.open_time),
+                    "last_close": str(c.last_close),
+                    "bars_stored": c.bars_stored,
+                }
+                for c in checkpoints
+            ],
+        }
+        if status.replay is not None:
+            body["replay"] = {
+                "files": status.replay.files,
+                "bars_published": status.replay.bars_published,
+                "bars_skipped": status.replay.bars_skipped,
+                "rows_rejected": dict(status.replay.rejected),
+            }
+        return body
+
+    return service

@@ -167,7 +167,9 @@ class BarRepository:
             async with self._pool.acquire() as conn:
                 return await self._history(conn, symbol, start_ms, end_ms)
 
-    async def _history(self, conn: asyncpg.pool.PoolConnectionProxy, symbol: str, start_ms: int, end_ms: int | None) -> History:
+    async def _history(
+        self, conn: asyncpg.pool.PoolConnectionProxy, symbol: str, start_ms: int, end_ms: int | None
+    ) -> History:
         end = ms_to_datetime(end_ms) if end_ms is not None else None
         rows = await conn.fetch(BARS_BETWEEN, symbol, ms_to_datetime(start_ms), end)
         minutes = [_minute(r) for r in rows if r["interval"] == "1m"]

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import talib
+from signal_testkit import csv_files, read_rows
 from tradebus_signal.indicators import Atr, Bollinger, Ema, Macd, Rsi, Sma, Volatility
-
-from signal_testkit import DATA, csv_files, read_rows
 
 FILES = csv_files("1m") + csv_files("1h")
 

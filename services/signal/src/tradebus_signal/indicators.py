@@ -105,11 +105,9 @@ def true_range(high: float, low: float, prev_close: float) -> float:
     """TA-Lib's TRANGE: the largest of high-low, |prev close-high| and |prev close-low|."""
     greatest = high - low
     up = abs(prev_close - high)
-    if up > greatest:
-        greatest = up
+    greatest = max(greatest, up)
     down = abs(prev_close - low)
-    if down > greatest:
-        greatest = down
+    greatest = max(greatest, down)
     return greatest
 
 

@@ -1,0 +1,103 @@
+"""The signal service: bars of every configured horizon in, one signal per base bar out."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import orjson
+from fastapi import HTTPException, Query
+from fastapi.responses import Response
+from tradebus import subjects
+from tradebus.events import BarEvent, Signal, SignalEvent
+from tradebus.logging import get_logger
+from tradebus.service import Service
+from tradebus.timeframes import Interval, interval_ms
+
+from tradebus_signal.api import RequestSymbol, SignalRequest
+from tradebus_signal.engine import SERVICE, SignalEngine, signal_from_bars
+from tradebus_signal.metrics import COMPUTE_SECONDS, SIGNALS
+from tradebus_signal.repository import Repository
+from tradebus_signal.settings import SignalSettings
+
+log = get_logger(__name__)
+
+
+def _interval_of(subject: str) -> str:
+    """`bars.<interval>.<SYMBOL>` -> interval."""
+    parts = subject.split(".")
+    return parts[1] if len(parts) == 3 else ""
+
+
+def build_service(settings: SignalSettings) -> Service:
+    service = Service(SERVICE, settings, migrations="tradebus_signal.migrations")
+    params = settings.model_params()
+    horizons = settings.signal_horizons
+    window = settings.signal_window_bars
+    engine = SignalEngine(horizons, params, window, observe=COMPUTE_SECONDS.observe)
+    stale_symbols: set[str] = set()
+    """Symbols whose in-memory state may be ahead of the database after a failed batch."""
+
+    def repo() -> Repository:
+        return Repository(service.pool)
+
+    async def reload(symbols: set[str] | None) -> None:
+        bars = await repo().load_windows(horizons, window, sorted(symbols) if symbols else None)
+        engine.replace(symbols or {b.symbol for b in bars}, bars)
+
+    @service.on_startup
+    async def load_state() -> None:
+        await reload(None)
+        log.info("indicator state rebuilt", horizons=list(horizons), params_hash=params.model_hash)
+
+    service.publishes("signals.*", SignalEvent, "One signal per closed base-horizon bar, NEUTRAL included")
+
+    @service.consumer(
+        name="bars",
+        stream="BARS",
+        subject="bars.>",
+        model=BarEvent,
+        batch_size=500,
+        accept=lambda subject: engine.accepts(_interval_of(subject)),
+    )
+    async def on_bars(events: list[BarEvent]) -> None:
+        """Publish first, then store: a crash in between republishes the same ids on redelivery
+        (JetStream and consumers drop them), while the reverse order could lose signals."""
+        if stale_symbols:
+            await reload(set(stale_symbols))
+            stale_symbols.clear()
+        try:
+            out = engine.apply(events)
+            await service.publisher.publish_many((subjects.signals(e.data.symbol), e) for e in out.signals)
+            await repo().store(out.bars, out.signals, window)
+        except Exception:
+            stale_symbols.update(e.data.symbol for e in events)
+            raise
+        for event in out.signals:
+            SIGNALS.labels(event.data.symbol, event.data.state.value).inc()
+
+    @service.router.post("/v1/signal", response_model=Signal, tags=["signal"])
+    async def compute_signal(request: SignalRequest) -> Signal:
+        """The signal for the latest stored bar of the base horizon (the first of `horizons`)."""
+        chosen: tuple[Interval, ...] = tuple(request.horizons) if request.horizons else horizons
+        base_bars = await repo().recent_bars(request.symbol, chosen[0], request.bar_limit)
+        if not base_bars:
+            raise HTTPException(404, f"no {chosen[0]} bars stored for {request.symbol}")
+        decided_at = base_bars[-1].open_time + timedelta(milliseconds=interval_ms(chosen[0]))
+        others = {
+            h: await repo().recent_bars(
+                request.symbol, h, request.bar_limit, decided_at - timedelta(milliseconds=interval_ms(h))
+            )
+            for h in chosen[1:]
+        }
+        return await asyncio.to_thread(signal_from_bars, base_bars, others, chosen, params, explain=request.explain)
+
+    @service.router.get("/v1/signals/latest", tags=["signal"])
+    async def latest_signal(symbol: RequestSymbol = Query(...)) -> Response:
+        """The newest signal emitted for `symbol`, as published."""
+        stored = await repo().latest_signal(symbol)
+        if stored is None:
+            raise HTTPException(404, f"no signal emitted for {symbol} yet")
+        return Response(orjson.dumps(orjson.loads(stored)["data"]), media_type="application/json")
+
+    return service

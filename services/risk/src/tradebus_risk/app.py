@@ -1,0 +1,121 @@
+"""The risk service: consumers, HTTP API, readiness, outbox loop and the shutdown report."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Header, HTTPException, Query
+from tradebus.events import (
+    BarEvent,
+    FillEvent,
+    OrderEvent,
+    PositionEvent,
+    RejectionEvent,
+    SignalEvent,
+    Symbol,
+    TradeEvent,
+)
+from tradebus.logging import get_logger
+from tradebus.service import CheckResult, Service
+
+from tradebus_risk.desk import Desk
+from tradebus_risk.settings import RiskSettings
+from tradebus_risk.views import account_view, amount, position_view, trade_view
+
+log = get_logger(__name__)
+
+OUTBOX_INTERVAL_S = 1.0
+OUTBOX_RETENTION = timedelta(days=1)
+
+
+def build_service(settings: RiskSettings) -> Service:
+    service = Service("risk", settings, migrations="tradebus_risk.migrations")
+    limits = settings.limits()
+    desk = Desk(lambda: service.pool, lambda: service.publisher, limits)
+
+    @service.consumer(name="signals", stream="SIGNALS", subject="signals.*", model=SignalEvent, batch_size=500)
+    async def on_signals(events: list[SignalEvent]) -> None:
+        await desk.receive_signals(events)
+
+    @service.consumer(name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=1000)
+    async def on_bars(events: list[BarEvent]) -> None:
+        await desk.receive_bars(events)
+
+    service.publishes("exec.order.*", OrderEvent, "Paper market orders (entries and exits)")
+    service.publishes("exec.fill.*", FillEvent, "Paper fills, with slippage and fees")
+    service.publishes("exec.position.*", PositionEvent, "Every change of a position (open, close)")
+    service.publishes("exec.trade.*", TradeEvent, "Closed round trips")
+    service.publishes("exec.rejected.*", RejectionEvent, "Signals refused by a risk rule, with the reason")
+
+    @service.on_startup
+    async def load() -> None:
+        await desk.start()
+
+    @service.background
+    async def send_outbox() -> None:
+        """Sends what a failed publish left behind; the hot path sends right after each batch."""
+        while True:
+            await asyncio.sleep(OUTBOX_INTERVAL_S)
+            await desk.flush()
+            await desk.repo.prune_sent(OUTBOX_RETENTION)
+
+    @service.on_shutdown
+    async def final_report() -> None:
+        sent = await desk.flush()
+        book = await desk.repo.load_book(service.pool)
+        stats = await desk.repo.trade_stats()
+        trades, wins = stats["trades"], stats["wins"]
+        log.info(
+            "final performance report",
+            equity=amount(book.equity()),
+            cash=amount(book.account.cash),
+            trades=trades,
+            wins=wins,
+            win_rate=f"{wins / trades:.2%}" if trades else "n/a",
+            net_pnl=amount(book.equity() - book.account.initial_balance),
+            closed_net_pnl=amount(stats["net_pnl"]),
+            open_positions=len(book.holdings),
+            outbox_sent_on_shutdown=sent,
+        )
+
+    @service.check("trading", critical=False)
+    async def trading() -> CheckResult:
+        status = await desk.status()
+        if status.frozen:
+            return CheckResult(False, "trading frozen by the drawdown limit (POST /v1/risk/reset)")
+        if status.open_positions >= limits.max_open_positions:
+            return CheckResult(False, f"max open positions reached ({status.open_positions})")
+        return CheckResult(True, f"{status.open_positions} of {limits.max_open_positions} positions open")
+
+    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = settings.tradebus_api_token.get_secret_value() if settings.tradebus_api_token else ""
+        if not token:
+            raise HTTPException(503, "no token configured (set TRADEBUS_API_TOKEN)")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @service.router.get("/v1/account", tags=["risk"])
+    async def get_account() -> dict[str, Any]:
+        return account_view(await desk.repo.load_book(service.pool))
+
+    @service.router.get("/v1/positions", tags=["risk"])
+    async def get_positions() -> list[dict[str, Any]]:
+        book = await desk.repo.load_book(service.pool)
+        return [position_view(h) for h in sorted(book.holdings.values(), key=lambda h: h.symbol)]
+
+    @service.router.get("/v1/trades", tags=["risk"])
+    async def get_trades(
+        symbol: Symbol | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        return [trade_view(r) for r in await desk.repo.trades(symbol, limit)]
+
+    @service.router.post("/v1/risk/reset", tags=["risk"])
+    async def reset(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        require_token(authorization)
+        return account_view(await desk.reset())
+
+    return service

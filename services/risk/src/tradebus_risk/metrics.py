@@ -1,0 +1,14 @@
+"""The risk service's own Prometheus metrics (names fixed by ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+DECISIONS = Counter(
+    "tradebus_risk_decisions_total", "Verdicts on signals, by decision and reason.", ["decision", "reason"]
+)
+FILLS = Counter("tradebus_risk_fills_total", "Paper fills, by side.", ["side"])
+EQUITY = Gauge("tradebus_risk_equity", "Cash plus open positions marked at the last 1m close.")
+OPEN_POSITIONS = Gauge("tradebus_risk_open_positions", "Open long positions.")
+DRAWDOWN = Gauge("tradebus_risk_drawdown_ratio", "Fall of equity from its peak, as a fraction of the peak.")
+FROZEN = Gauge("tradebus_risk_trading_frozen", "1 while the drawdown freeze blocks new entries.")

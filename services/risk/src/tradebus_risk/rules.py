@@ -1,0 +1,116 @@
+"""Pre-trade rules: every signal gets a verdict (accepted, rejected or hold) with a stable reason.
+
+Spot, long only: BUY and STRONG_BUY open a long when none is open for the symbol, SELL and
+STRONG_SELL close it, NEUTRAL holds. Rules run in a fixed order so that the reason recorded is
+the most fundamental one (a stale signal is `stale_data` even when trading is also frozen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from tradebus.events import Signal, SignalState
+from tradebus.timeframes import interval_ms
+
+from tradebus_risk.limits import RiskLimits
+from tradebus_risk.sizing import size_entry
+
+
+class Reason(StrEnum):
+    """Stable reason codes (the audit log, `exec.rejected.*` and metrics use them)."""
+
+    ENTRY = "entry"
+    EXIT = "exit_signal"
+    NEUTRAL = "neutral"
+    POSITION_OPEN = "position_open"
+    ORDER_PENDING = "order_pending"
+    MAX_OPEN_POSITIONS = "max_open_positions"
+    POSITION_SIZE = "position_size"
+    DAILY_LOSS_LIMIT = "daily_loss_limit"
+    DRAWDOWN_FREEZE = "drawdown_freeze"
+    RISK_REWARD_TOO_LOW = "risk_reward_too_low"
+    STALE_DATA = "stale_data"
+    DUPLICATE_SIGNAL = "duplicate_signal"
+    NO_PLAN = "no_plan"
+    NO_POSITION = "no_position"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+
+
+Decision = Literal["accepted", "rejected", "hold"]
+BUY_STATES = frozenset({SignalState.BUY, SignalState.STRONG_BUY})
+SELL_STATES = frozenset({SignalState.SELL, SignalState.STRONG_SELL})
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the rules need to know about the account when a signal is decided."""
+
+    equity: Decimal
+    cash: Decimal
+    peak_equity: Decimal
+    frozen: bool
+    day_start_equity: Decimal
+    day_realized: Decimal
+    open_positions: int
+    """Open longs plus entries submitted but not yet filled."""
+    has_position: bool
+    has_pending_order: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision: Decision
+    reason: Reason
+    detail: str
+    quantity: Decimal = Decimal(0)
+
+
+def decision_time(signal: Signal) -> datetime:
+    """C: the close of the bar that triggered the signal (its open time + its interval)."""
+    return signal.bar_time + timedelta(milliseconds=interval_ms(signal.interval))
+
+
+def evaluate(signal: Signal, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None) -> Verdict:
+    """The verdict on `signal`; `wall_clock` is given for live signals only (staleness)."""
+    if signal.state is SignalState.NEUTRAL:
+        return Verdict("hold", Reason.NEUTRAL, "neutral signal: nothing to do")
+    if wall_clock is not None:
+        age = (wall_clock - decision_time(signal)).total_seconds()
+        if age > limits.stale_after_s:
+            return _reject(Reason.STALE_DATA, f"bar closed {age:.0f} s ago, limit {limits.stale_after_s:.0f} s")
+    if account.has_pending_order:
+        return Verdict("hold", Reason.ORDER_PENDING, "an order for this symbol is waiting for its fill")
+    if signal.state in SELL_STATES:
+        if not account.has_position:
+            return _reject(Reason.NO_POSITION, f"{signal.state} without an open long (spot, long only)")
+        return Verdict("accepted", Reason.EXIT, f"{signal.state} closes the open long")
+    return _entry(signal, account, limits)
+
+
+def _entry(signal: Signal, account: Snapshot, limits: RiskLimits) -> Verdict:
+    if account.has_position:
+        return Verdict("hold", Reason.POSITION_OPEN, "a long is already open for this symbol")
+    if account.frozen:
+        return _reject(Reason.DRAWDOWN_FREEZE, "trading frozen by the drawdown limit until POST /v1/risk/reset")
+    loss_limit = account.day_start_equity * limits.max_daily_loss_pct
+    if -account.day_realized >= loss_limit:
+        return _reject(Reason.DAILY_LOSS_LIMIT, f"realised {account.day_realized} today, limit -{loss_limit}")
+    if account.open_positions >= limits.max_open_positions:
+        return _reject(Reason.MAX_OPEN_POSITIONS, f"{account.open_positions} open, limit {limits.max_open_positions}")
+    plan = signal.plan
+    if plan is None or plan.stop <= 0 or plan.stop >= plan.entry:
+        return _reject(Reason.NO_PLAN, "no trade plan with a stop below the entry")
+    if plan.risk_reward < limits.min_rr:
+        return _reject(Reason.RISK_REWARD_TOO_LOW, f"risk/reward {plan.risk_reward} below {limits.min_rr}")
+    size = size_entry(equity=account.equity, cash=account.cash, entry=plan.entry, stop=plan.stop, limits=limits)
+    if size.reason is not None:
+        return _reject(Reason(size.reason), size.detail)
+    return Verdict("accepted", Reason.ENTRY, size.detail, size.quantity)
+
+
+def _reject(reason: Reason, detail: str) -> Verdict:
+    return Verdict("rejected", reason, detail)

@@ -1,0 +1,45 @@
+"""The risk service's environment: account size, risk limits, costs and the API token."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field, SecretStr
+from tradebus.settings import Settings
+
+from tradebus_risk.limits import RiskLimits
+
+
+class RiskSettings(Settings):
+    """`RISK_*` variables (fractions are of equity, e.g. 0.2 = 20 %) and `TRADEBUS_API_TOKEN`."""
+
+    risk_initial_balance: Decimal = Field(default=Decimal("10000"), gt=0)
+    risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    risk_max_position_pct: Decimal = Field(default=Decimal("0.2"), gt=0, le=1)
+    risk_max_open_positions: int = Field(default=5, ge=1)
+    risk_max_daily_loss_pct: Decimal = Field(default=Decimal("0.05"), gt=0, le=1)
+    risk_max_drawdown_pct: Decimal = Field(default=Decimal("0.2"), gt=0, le=1)
+    risk_min_rr: Decimal = Field(default=Decimal("1.5"), ge=0)
+    risk_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    risk_slippage_bps: Decimal = Field(default=Decimal("5"), ge=0, lt=10000)
+    risk_stale_after_s: float = Field(default=600.0, gt=0)
+    risk_qty_step: Decimal = Field(default=Decimal("0.00001"), gt=0)
+    risk_min_notional: Decimal = Field(default=Decimal("10"), ge=0)
+    tradebus_api_token: SecretStr | None = None
+
+    def limits(self) -> RiskLimits:
+        """The limits the pure modules work with (no I/O, no environment)."""
+        return RiskLimits(
+            initial_balance=self.risk_initial_balance,
+            per_trade=self.risk_per_trade,
+            max_position_pct=self.risk_max_position_pct,
+            max_open_positions=self.risk_max_open_positions,
+            max_daily_loss_pct=self.risk_max_daily_loss_pct,
+            max_drawdown_pct=self.risk_max_drawdown_pct,
+            min_rr=self.risk_min_rr,
+            fee_rate=self.risk_fee_rate,
+            slippage_bps=self.risk_slippage_bps,
+            stale_after_s=self.risk_stale_after_s,
+            qty_step=self.risk_qty_step,
+            min_notional=self.risk_min_notional,
+        )

@@ -1,0 +1,77 @@
+"""JSON views of the book for the HTTP API: amounts as decimal strings, times as UTC ISO-8601."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from tradebus.timeframes import iso_utc
+
+from tradebus_risk.book import Book
+from tradebus_risk.records import Holding
+
+
+def amount(value: Decimal | None) -> str | None:
+    """A decimal string without exponent notation or trailing zeros."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text
+
+
+def account_view(book: Book) -> dict[str, Any]:
+    a = book.account
+    equity = book.equity()
+    return {
+        "initial_balance": amount(a.initial_balance),
+        "cash": amount(a.cash),
+        "equity": amount(equity),
+        "realized_pnl": amount(a.realized_pnl),
+        "unrealized_pnl": amount(book.unrealized()),
+        "fees": amount(a.fees),
+        "net_pnl": amount(equity - a.initial_balance),
+        "peak_equity": amount(a.peak_equity),
+        "drawdown": amount(book.drawdown().quantize(Decimal("1e-12"))),
+        "open_positions": len(book.holdings),
+        "pending_orders": len(book.pending),
+        "frozen": a.frozen,
+        "day": a.day.isoformat() if a.day else None,
+        "day_realized_pnl": amount(a.day_realized),
+    }
+
+
+def position_view(h: Holding) -> dict[str, Any]:
+    return {
+        "symbol": h.symbol,
+        "position_id": h.position_id,
+        "direction": "long",
+        "quantity": amount(h.quantity),
+        "entry_price": amount(h.entry_price),
+        "stop": amount(h.stop),
+        "targets": [amount(t) for t in h.targets],
+        "mark_price": amount(h.mark_price),
+        "unrealized_pnl": amount(h.unrealized),
+        "opened_at": iso_utc(h.opened_at),
+        "strategy": h.strategy,
+        "mode": h.mode.value,
+    }
+
+
+def trade_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "trade_id": r["trade_id"],
+        "symbol": r["symbol"],
+        "strategy": r["strategy"],
+        "direction": "long",
+        "quantity": amount(r["quantity"]),
+        "entry_price": amount(r["entry_price"]),
+        "exit_price": amount(r["exit_price"]),
+        "entry_time": iso_utc(r["entry_time"]),
+        "exit_time": iso_utc(r["exit_time"]),
+        "gross_pnl": amount(r["gross_pnl"]),
+        "fees": amount(r["fees"]),
+        "net_pnl": amount(r["net_pnl"]),
+        "exit_reason": r["exit_reason"],
+        "mode": r["mode"],
+    }

@@ -37,10 +37,10 @@ _GLOB_CHARS: Final = frozenset("*?[")
 
 def parse_speed(text: str) -> float | None:
     """`max` (None: as fast as possible) or a positive multiple of real time such as `60` or `60x`."""
-    cleaned = text.strip().lower().removesuffix("x")
-    if cleaned in ("", "max"):
+    cleaned = text.strip().lower()
+    if cleaned == "max":
         return None
-    speed = float(cleaned)
+    speed = float(cleaned.removesuffix("x"))
     if not speed > 0 or speed == float("inf"):
         raise ValueError(f"replay speed must be 'max' or a positive number, got {text!r}")
     return speed

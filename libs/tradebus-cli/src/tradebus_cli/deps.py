@@ -1,0 +1,131 @@
+"""Find NATS, PostgreSQL and Redis for a local stack; embed NATS and PostgreSQL when absent.
+
+The supervisor calls `resolve` once at start-up and `Embedded.stop` on exit: only what it
+started itself is stopped, a server that was already answering is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, ensure_database, nats_answers, postgres_answers
+from tradebus.logging import get_logger
+
+from tradebus_cli.rundir import Dependency, ProcessRef
+
+log = get_logger(__name__)
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tradebus"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+NATS_MONITOR_PORT = 8222
+EMBEDDED_DATABASE = "tradebus"
+
+
+def redact(url: str) -> str:
+    """`url` without its password, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def redis_answers(url: str, timeout: float = 1.0) -> tuple[bool, str]:
+    """Whether a Redis server answers PING at `url` (an auth demand still proves it is there)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        return False, f"not reachable ({exc.strerror or exc})"
+    if reply.startswith((b"+PONG", b"-NOAUTH")):
+        return True, "answers PING"
+    return False, f"unexpected reply {reply[:20]!r}"
+
+
+@dataclass
+class Embedded:
+    """The dependencies this supervisor started, to be stopped by it and by nobody else."""
+
+    nats: EmbeddedNats | None = None
+    postgres: EmbeddedPostgres | None = None
+
+    def stop(self) -> None:
+        if self.nats:
+            log.info("stopping embedded nats-server", url=self.nats.url)
+            self.nats.stop()
+        if self.postgres:
+            log.info("stopping embedded postgresql")
+            self.postgres.stop()
+
+
+@dataclass
+class Resolved:
+    deps: dict[str, Dependency] = field(default_factory=dict)
+    embedded: Embedded = field(default_factory=Embedded)
+
+
+def resolve_nats(url: str, data_dir: Path, embedded: Embedded) -> Dependency:
+    if nats_answers(url):
+        return Dependency(url=url, detail="answers")
+    port = urlsplit(url).port or 4222
+    monitor = NATS_MONITOR_PORT if port_is_free(NATS_MONITOR_PORT) else None
+    log.info("nats not answering, starting an embedded nats-server", url=url, port=port, monitor_port=monitor)
+    embedded.nats = EmbeddedNats(store_dir=data_dir / "nats", port=port, monitor_port=monitor).start()
+    process = embedded.nats.process
+    return Dependency(
+        url=embedded.nats.url,
+        embedded=True,
+        detail=f"embedded nats-server, JetStream store {data_dir / 'nats'}",
+        process=ProcessRef.of(process.pid) if process else None,
+    )
+
+
+def resolve_postgres(url: str, data_dir: Path, embedded: Embedded) -> Dependency:
+    if postgres_answers(url):
+        asyncio.run(ensure_database(url))
+        return Dependency(url=url, detail="answers")
+    log.info("postgresql not answering, starting an embedded one", url=redact(url))
+    pg_dir = data_dir / "postgres"
+    embedded.postgres = EmbeddedPostgres(pg_dir)
+    dsn = embedded.postgres.dsn(EMBEDDED_DATABASE)
+    asyncio.run(ensure_database(dsn))
+    return Dependency(url=dsn, embedded=True, detail=f"embedded PostgreSQL in {pg_dir}", process=_postmaster(pg_dir))
+
+
+def _postmaster(pg_dir: Path) -> ProcessRef | None:
+    """The postmaster of an embedded cluster (first line of `postmaster.pid`)."""
+    try:
+        return ProcessRef.of(int((pg_dir / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def resolve(nats_url: str, database_url: str, redis_url: str, data_dir: Path) -> Resolved:
+    """Every dependency's URL; on failure the embedded ones started so far are stopped."""
+    resolved = Resolved()
+    try:
+        resolved.deps["nats"] = resolve_nats(nats_url, data_dir, resolved.embedded)
+        resolved.deps["postgres"] = resolve_postgres(database_url, data_dir, resolved.embedded)
+    except BaseException:
+        resolved.embedded.stop()
+        raise
+    ok, detail = redis_answers(redis_url)
+    resolved.deps["redis"] = Dependency(url=redis_url, ok=ok, detail=f"{detail} (optional: nothing requires it yet)")
+    return resolved

@@ -1,0 +1,114 @@
+"""`tradebus`: run the stack, look at it, and put data on its bus."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradebus_cli import logs, stack
+from tradebus_cli.deps import DEFAULT_NATS_URL
+from tradebus_cli.rundir import RunDir
+
+app = typer.Typer(help="tradebus: an event-driven crypto trading pipeline on NATS JetStream.", no_args_is_help=True)
+console = Console()
+
+
+def bus_url() -> str:
+    """NATS_URL, else the bus of the local stack (it may be embedded), else the default."""
+    if url := os.environ.get("NATS_URL"):
+        return url
+    state = RunDir.from_env().read_state()
+    if state and "nats" in state.deps:
+        return state.deps["nats"].url
+    return DEFAULT_NATS_URL
+
+
+@app.command()
+def up() -> None:
+    """Start the stack (docker compose with a Docker engine, else locally) and wait until it is ready."""
+    raise typer.Exit(stack.up(console))
+
+
+@app.command()
+def down() -> None:
+    """Stop the stack started by `up`, and only that."""
+    raise typer.Exit(stack.down(console))
+
+
+@app.command()
+def status() -> None:
+    """Each service's readiness and telemetry's readiness table; exit 1 when BLOCKED or unreachable."""
+    raise typer.Exit(stack.status(console))
+
+
+@app.command(name="logs")
+def show_logs(
+    service: Annotated[str | None, typer.Argument(help=f"one of: {', '.join(logs.LOG_NAMES)}")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show from the end of each log.")] = 50,
+) -> None:
+    """Show (or follow) the logs of the local stack."""
+    if service is not None and service not in logs.LOG_NAMES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of: {', '.join(logs.LOG_NAMES)}")
+    raise typer.Exit(logs.show(console, service, lines, follow))
+
+
+@app.command()
+def tail(
+    subject: Annotated[str, typer.Argument(help="NATS subject, wildcards allowed, e.g. 'bars.>' or 'exec.*.BTCUSDT'.")],
+    count: Annotated[int | None, typer.Option("--count", "-c", min=1, help="Stop after N messages.")] = None,
+    raw: Annotated[bool, typer.Option("--json", help="Print each payload as it is, one per line.")] = False,
+) -> None:
+    """Pretty-print live events on SUBJECT (core NATS subscription) until Ctrl-C."""
+    from tradebus_cli.tail import TailError
+    from tradebus_cli.tail import tail as run_tail
+
+    try:
+        asyncio.run(run_tail(bus_url(), subject, count=count, raw=raw, console=console))
+    except TailError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def replay(
+    files: Annotated[list[str], typer.Argument(help="Binance 1m kline CSV or zip files (globs allowed).")],
+    speed: Annotated[str, typer.Option(help="'max', or a multiple of real time such as 60.")] = "max",
+    symbol: Annotated[str | None, typer.Option(help="Symbol of the files when their names do not say it.")] = None,
+) -> None:
+    """Publish Binance kline files on bars.1m.<SYMBOL> as replayed history."""
+    from tradebus_ingest.replay import parse_speed
+
+    from tradebus_cli.replay import ReplayError
+    from tradebus_cli.replay import replay as run_replay
+
+    try:
+        multiple = parse_speed(speed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--speed") from exc
+    try:
+        report = asyncio.run(run_replay(bus_url(), files, speed=multiple, symbol=symbol, console=console))
+    except ReplayError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("replay interrupted; what was published stays published (ids are deterministic)")
+        raise typer.Exit(130) from None
+    table = Table(title="Replay", title_justify="left")
+    for column in ("symbol", "bars"):
+        table.add_column(column)
+    for name, bars in sorted(report.by_symbol.items()):
+        table.add_row(name, str(bars))
+    console.print(table)
+    console.print(
+        f"{report.bars_published} bars published from {report.files} file(s), {report.rows_rejected} rows rejected"
+    )
+    if report.rejected:
+        console.print("rejected by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(report.rejected.items())))

@@ -1,0 +1,217 @@
+"""The local stack supervisor (`python -m tradebus_cli.supervisor`, started detached by `tradebus up`).
+
+It resolves NATS / PostgreSQL / Redis (embedding the first two when they do not answer), runs
+the six services as child processes, restarts any that exits with backoff, and keeps
+`state.json` current. On SIGTERM/SIGINT it stops the children (SIGKILL after a grace period),
+then the embedded dependencies it started, and removes its pid file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Final
+
+from tradebus.logging import configure_logging, get_logger
+from tradebus.settings import SERVICES, port_for, url_for
+
+from tradebus_cli import deps
+from tradebus_cli.deps import redact
+from tradebus_cli.processes import stop_processes
+from tradebus_cli.restart import RestartPolicy
+from tradebus_cli.rundir import Dependency, ProcessRef, RunDir, ServiceState, StackState
+
+log = get_logger("tradebus.supervisor")
+
+STACK_DEFAULTS: Final[Mapping[str, str]] = {
+    "SYMBOLS": "BTCUSDT,ETHUSDT",
+    "INGEST_SOURCE": "auto",
+    "BACKFILL_DAYS": "30",
+    "LOG_FORMAT": "json",
+}
+"""What `make up` runs with unless the environment says otherwise."""
+
+STOP_GRACE_S: Final = 20.0
+TICK_S: Final = 0.2
+
+
+class StopRequest:
+    """Set by the signal handler; the main loop polls it (no locks inside a signal handler)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __call__(self, signum: int, _: FrameType | None) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+@dataclass
+class Child:
+    """One supervised service and its restart bookkeeping."""
+
+    name: str
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    delay_s: float | None = None
+    restart_at: float = 0.0
+    restarts: int = 0
+
+
+def stack_env(base: Mapping[str, str], resolved: Mapping[str, Dependency]) -> dict[str, str]:
+    """The services' environment: the caller's, `make up` defaults, resolved URLs and ports."""
+    env = {**STACK_DEFAULTS, **base}
+    env["NATS_URL"] = resolved["nats"].url
+    env["DATABASE_URL"] = resolved["postgres"].url
+    env["REDIS_URL"] = resolved["redis"].url
+    env["PYTHONUNBUFFERED"] = "1"
+    for service in SERVICES:
+        env[f"TRADEBUS_{service.upper()}_PORT"] = str(port_for(service))
+    return env
+
+
+class Supervisor:
+    def __init__(self, run: RunDir, env: Mapping[str, str], deps: Mapping[str, Dependency], policy: RestartPolicy):
+        self.run = run
+        self.env = dict(env)
+        self.deps = {name: dep.model_copy(update={"url": redact(dep.url)}) for name, dep in deps.items()}
+        self.policy = policy
+        self.children = [Child(name) for name in SERVICES]
+
+    def start(self, child: Child) -> None:
+        with self.run.log_file(child.name).open("ab") as out:
+            child.process = subprocess.Popen(
+                [sys.executable, "-m", f"tradebus_{child.name}"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.run.path,
+            )
+        child.started_at = time.monotonic()
+
+    def reap(self, child: Child, now: float) -> bool:
+        """If `child` exited, schedule its restart; True when something changed."""
+        if child.process is None or (code := child.process.poll()) is None:
+            return False
+        uptime = now - child.started_at
+        child.delay_s = self.policy.next_delay(child.delay_s, uptime)
+        child.restart_at = now + child.delay_s
+        child.process = None
+        log.warning(
+            "service exited, restarting", service=child.name, exit_code=code, uptime_s=round(uptime, 1),
+            restart_in_s=child.delay_s, log_file=str(self.run.log_file(child.name)),
+        )  # fmt: skip
+        return True
+
+    def loop(self, stop: StopRequest) -> None:
+        """Start every service, then restart whichever exits, until asked to stop."""
+        for child in self.children:
+            self.start(child)
+        self.save()
+        log.info("stack started", services={c.name: url_for(c.name) for c in self.children})
+        while not stop:
+            now = time.monotonic()
+            changed = False
+            for child in self.children:
+                changed |= self.reap(child, now)
+                if child.process is None and now >= child.restart_at and not stop:
+                    self.start(child)
+                    child.restarts += 1
+                    log.info("service restarted", service=child.name, restarts=child.restarts)
+                    changed = True
+            if changed:
+                self.save()
+            time.sleep(TICK_S)
+        log.info("stopping stack", signal=stop.signal)
+
+    def save(self) -> None:
+        self.run.write_state(
+            StackState(
+                mode="local",
+                supervisor=ProcessRef.of(os.getpid()),
+                services={
+                    c.name: ServiceState(
+                        url=url_for(c.name),
+                        process=ProcessRef.of(c.process.pid) if c.process else None,
+                        restarts=c.restarts,
+                    )
+                    for c in self.children
+                },
+                deps=self.deps,
+            )
+        )
+
+    def stop_children(self) -> None:
+        """SIGTERM every service, SIGKILL those still running after the grace period."""
+        running = [c.process for c in self.children if c.process and c.process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("service ignored SIGTERM, killing it", pid=process.pid)
+                process.kill()
+                process.wait()
+
+
+def stop_leftovers(run: RunDir) -> None:
+    """Stop what a killed supervisor left running (they hold the ports and the embedded data)."""
+    previous = run.read_state()
+    if previous and previous.mode == "local":
+        stopped = stop_processes(previous.processes(), grace_s=STOP_GRACE_S)
+        if stopped:
+            log.warning("stopped processes left over by a previous supervisor", processes=stopped)
+    run.clear_state()
+
+
+def main() -> None:
+    """Run the stack until SIGTERM/SIGINT; exit 1 if another supervisor runs or a dependency fails."""
+    configure_logging("supervisor", os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    run = RunDir.from_env().ensure()
+    lock = run.lock_supervisor()
+    if lock is None:
+        log.error("another supervisor is already running this stack", run_dir=str(run.path))
+        sys.exit(1)
+    resolved: deps.Resolved | None = None
+    supervisor: Supervisor | None = None
+    try:
+        stop_leftovers(run)
+        resolved = deps.resolve(
+            os.environ.get("NATS_URL", deps.DEFAULT_NATS_URL),
+            os.environ.get("DATABASE_URL", deps.DEFAULT_DATABASE_URL),
+            os.environ.get("REDIS_URL", deps.DEFAULT_REDIS_URL),
+            run.path,
+        )
+        log.info("dependencies", **{name: d.model_dump(exclude={"process"}) for name, d in resolved.deps.items()})
+        if not stop:
+            supervisor = Supervisor(run, stack_env(os.environ, resolved.deps), resolved.deps, RestartPolicy())
+            supervisor.loop(stop)
+    except Exception:
+        log.exception("supervisor failed")
+        sys.exit(1)
+    finally:
+        if supervisor:
+            supervisor.stop_children()
+        if resolved:
+            resolved.embedded.stop()
+        run.clear_state()
+        run.release_supervisor(lock)
+        log.info("supervisor stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import nats
@@ -15,8 +13,6 @@ from tradebus import subjects
 from tradebus.events import BarEvent, BarSource, make_bar
 from tradebus.service import CheckResult, Service
 from tradebus.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _bar_event(minute: int, close: str = "100.5") -> BarEvent:
@@ -92,6 +88,7 @@ async def test_consumes_dedupes_and_dead_letters(demo, nats_url: str) -> None:
     reasons = []
     for _ in range(3):
         msg = await dlq.next_msg(timeout=30)
+        await msg.ack()
         reasons.append(orjson.loads(msg.data)["reason"])
     assert sorted(reasons) == ["handler_error", "malformed", "malformed"], reasons
     assert [e.event_id for e in seen[:50]] == [e.event_id for e in events]

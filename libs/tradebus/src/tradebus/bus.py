@@ -35,8 +35,8 @@ log = get_logger(__name__)
 E = TypeVar("E", bound=Envelope)
 BatchHandler = Callable[[list[E]], Awaitable[None]]
 
-MAX_ATTEMPTS: Final = 5
-"""Deliveries a message may fail its handler before it is dead-lettered."""
+MAX_ATTEMPTS: Final = 3
+"""Times a message may fail its handler (not the infrastructure) before it is dead-lettered."""
 
 TRANSIENT_ERRORS: Final[tuple[type[BaseException], ...]] = (
     OSError,
@@ -148,19 +148,19 @@ class BatchConsumer(Generic[E]):
 
     async def _one_by_one(self, deliveries: list[tuple[E, Msg]]) -> None:
         for event, msg in deliveries:
-            try:
-                await self.handler([event])
-            except TRANSIENT_ERRORS as exc:
-                log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
-                await msg.nak(delay=_backoff(msg))
-            except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
-                attempts = msg.metadata.num_delivered if msg.metadata else MAX_ATTEMPTS
-                if attempts >= MAX_ATTEMPTS:
-                    await self._dead_letter(msg, "handler_error", repr(exc))
-                else:
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    await self.handler([event])
+                except TRANSIENT_ERRORS as exc:
+                    log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
                     await msg.nak(delay=_backoff(msg))
-            else:
-                await msg.ack()
+                    break
+                except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
+                    if attempt == MAX_ATTEMPTS:
+                        await self._dead_letter(msg, "handler_error", repr(exc))
+                else:
+                    await msg.ack()
+                    break
 
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> None:
         meta = msg.metadata
@@ -224,7 +224,7 @@ def register_batch_consumer(
         subject,
         stream=JStream(consumer.stream, declare=False),
         durable=consumer.durable,
-        pull_sub=PullSub(batch_size=batch_size, timeout=1.0, batch=True),
+        pull_sub=PullSub(batch_size=batch_size, timeout=2.0, batch=True),
         config=ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch_size * 20),
         deliver_policy=deliver_policy,
         ack_policy=AckPolicy.MANUAL,

@@ -23,7 +23,8 @@ from tradebus.timeframes import Interval, close_time_ms, datetime_to_ms, iso_utc
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a time zone (UTC)")
-    return value.astimezone(UTC)
+    # The wire format has millisecond precision; keep the model equal to what it serialises to.
+    return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def _upper_symbol(value: str) -> str:

@@ -1,0 +1,89 @@
+"""Event models: JSON shape, decimal strings, deterministic ids, clear validation errors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import orjson
+import pytest
+from pydantic import ValidationError
+from tradebus.events import BarEvent, BarSource, Mode, make_bar, trace_id_for
+
+
+def _bar(revision: int = 0, close: str = "100.10") -> BarEvent:
+    bar = make_bar(
+        "BTCUSDT",
+        "5m",
+        1_704_067_200_000,
+        Decimal("100.00"),
+        Decimal("101.5"),
+        Decimal("99.25"),
+        Decimal(close),
+        Decimal("12.00000001"),
+        Decimal("1201.5"),
+        42,
+        BarSource.AGGREGATED,
+        revision=revision,
+    )
+    return BarEvent.of(bar, source="aggregator", mode=Mode.REPLAY, trace_id="t-1")
+
+
+def test_json_shape() -> None:
+    doc = orjson.loads(_bar().model_dump_json())
+    assert {k for k in doc if k != "data"} == {
+        "event_id",
+        "event_type",
+        "schema_version",
+        "source",
+        "emitted_at",
+        "trace_id",
+        "mode",
+    }
+    assert doc["event_id"] == "bar:BTCUSDT:5m:1704067200000"
+    assert doc["event_type"] == "bar.closed"
+    assert doc["source"] == "aggregator" and doc["data"]["source"] == "aggregated"
+    assert doc["mode"] == "replay"
+    assert doc["emitted_at"].endswith("Z")
+    data = doc["data"]
+    assert data["open_time"] == "2024-01-01T00:00:00.000Z"
+    assert data["close_time"] == "2024-01-01T00:04:59.999Z"
+    assert data["volume"] == "12.00000001" and data["close"] == "100.10"
+
+
+def test_round_trip_is_exact() -> None:
+    event = _bar()
+    again = BarEvent.model_validate_json(event.model_dump_json())
+    assert again == event
+    assert again.data.volume == Decimal("12.00000001")
+
+
+def test_msg_id_carries_revision() -> None:
+    assert _bar().msg_id == "bar:BTCUSDT:5m:1704067200000"
+    assert _bar(revision=2).msg_id == "bar:BTCUSDT:5m:1704067200000:r2"
+    assert _bar(revision=2).event_id == _bar().event_id
+
+
+def test_trace_id_is_deterministic() -> None:
+    assert trace_id_for("bar:X:1m:0") == trace_id_for("bar:X:1m:0") != trace_id_for("bar:X:1m:60000")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("data", "close"), "NaN", "finite"),
+        (("data", "volume"), "-1", "greater than or equal to 0"),
+        (("data", "symbol"), "btcusdt", "upper-case"),
+        (("data", "interval"), "2m", "Input should be"),
+        (("data", "open_time"), "2024-01-01T00:00:00", "time zone"),
+    ],
+)
+def test_bad_fields_are_refused_with_a_reason(path: tuple[str, str], value: str, message: str) -> None:
+    doc = orjson.loads(_bar().model_dump_json())
+    doc[path[0]][path[1]] = value
+    with pytest.raises(ValidationError, match=message):
+        BarEvent.model_validate_json(orjson.dumps(doc))
+
+
+def test_ohlc_problem() -> None:
+    assert _bar().data.ohlc_problem() is None
+    assert "close 105 outside" in (_bar(close="105").data.ohlc_problem() or "")

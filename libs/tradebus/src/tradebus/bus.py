@@ -192,7 +192,7 @@ class BatchConsumer(Generic[E]):
 
 def _backoff(msg: Msg) -> float:
     attempts = msg.metadata.num_delivered if msg.metadata else 1
-    return min(30.0, 0.25 * 2 ** min(attempts, 7))
+    return min(30.0, 0.25 * 2.0 ** min(int(attempts), 7))
 
 
 def _validation_summary(exc: ValidationError) -> str:

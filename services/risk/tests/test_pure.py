@@ -1,0 +1,229 @@
+"""The pure modules: sizing, each rule, fill prices, stop-first, and exact Decimal P&L."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side, SignalState, TradeEvent
+from tradebus_risk.book import Book
+from tradebus_risk.limits import RiskLimits
+from tradebus_risk.merge import Staged, StreamMarks, ready
+from tradebus_risk.paper import exit_trigger, fee, quantise_down, slipped
+from tradebus_risk.records import Account
+from tradebus_risk.rules import Reason, Snapshot, evaluate
+from tradebus_risk.sizing import size_entry
+
+sys.path.insert(0, str(Path(__file__).parent))
+from risk_scenario import (
+    FIRST_ENTRY,
+    FIRST_EXIT,
+    SECOND_ENTRY,
+    SECOND_EXIT,
+    SECOND_QTY,
+    bar,
+    net,
+    plan,
+    scenario_bars,
+    scenario_signals,
+    signal,
+)
+
+D = Decimal
+LIMITS = RiskLimits()
+NOW = datetime(2024, 1, 2, 1, tzinfo=UTC)
+
+
+def _snapshot(**changes: object) -> Snapshot:
+    base = Snapshot(
+        equity=D(10000),
+        cash=D(10000),
+        peak_equity=D(10000),
+        frozen=False,
+        day_start_equity=D(10000),
+        day_realized=D(0),
+        open_positions=0,
+        has_position=False,
+        has_pending_order=False,
+    )
+    return replace(base, **changes)
+
+
+def _book(limits: RiskLimits = LIMITS) -> Book:
+    initial = limits.initial_balance
+    account = Account(initial, initial, peak_equity=initial, day_start_equity=initial)
+    return Book(account, {}, {}, {}, {}, limits)
+
+
+# ----------------------------------------------------------------- sizing
+def test_size_from_stop_distance() -> None:
+    size = size_entry(equity=D(10000), cash=D(10000), entry=D(100), stop=D(95), limits=LIMITS)
+    assert size.quantity == D(20) and size.reason is None  # 100 at risk / 5 per unit
+
+
+def test_size_shrinks_to_position_cap_and_quantises_down() -> None:
+    size = size_entry(equity=D(10000), cash=D(10000), entry=D(300), stop=D(299), limits=LIMITS)
+    assert size.quantity == D("6.66666")  # 2000 / 300 = 6.666..., capped and rounded down
+    assert "shrunk" in size.detail
+
+
+def test_size_capped_by_cash_then_insufficient_balance() -> None:
+    capped = size_entry(equity=D(10000), cash=D(1000), entry=D(100), stop=D(95), limits=LIMITS)
+    assert capped.quantity == quantise_down(D(1000) / (D("100.05") * D("1.001")), LIMITS.qty_step)
+    broke = size_entry(equity=D(10000), cash=D(5), entry=D(100), stop=D(95), limits=LIMITS)
+    assert (broke.quantity, broke.reason) == (D(0), "insufficient_balance")
+
+
+def test_size_below_minimum_notional_is_position_size() -> None:
+    tiny = size_entry(equity=D(40), cash=D(40), entry=D(100), stop=D(95), limits=LIMITS)
+    assert tiny.reason == "position_size"
+
+
+# ----------------------------------------------------------------- rules
+BUY = signal("BTCUSDT", 0, SignalState.BUY, plan("100", "98", "106", "3")).data
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "reason"),
+    [
+        (_snapshot(frozen=True), Reason.DRAWDOWN_FREEZE),
+        (_snapshot(day_realized=D(-500)), Reason.DAILY_LOSS_LIMIT),
+        (_snapshot(open_positions=5), Reason.MAX_OPEN_POSITIONS),
+        (_snapshot(cash=D(1)), Reason.INSUFFICIENT_BALANCE),
+    ],
+)
+def test_entry_rejections(snapshot: Snapshot, reason: Reason) -> None:
+    verdict = evaluate(BUY, snapshot, LIMITS, wall_clock=None)
+    assert (verdict.decision, verdict.reason) == ("rejected", reason)
+
+
+def test_daily_loss_just_under_the_limit_still_trades() -> None:
+    verdict = evaluate(BUY, _snapshot(day_realized=D("-499.99")), LIMITS, wall_clock=None)
+    assert verdict.decision == "accepted"
+
+
+def test_plan_rules() -> None:
+    no_plan = signal("BTCUSDT", 0, SignalState.BUY).data
+    inverted = signal("BTCUSDT", 0, SignalState.BUY, plan("100", "101", "106", "3")).data
+    low_rr = signal("BTCUSDT", 0, SignalState.STRONG_BUY, plan("100", "98", "102", "1.49")).data
+    assert evaluate(no_plan, _snapshot(), LIMITS, wall_clock=None).reason is Reason.NO_PLAN
+    assert evaluate(inverted, _snapshot(), LIMITS, wall_clock=None).reason is Reason.NO_PLAN
+    assert evaluate(low_rr, _snapshot(), LIMITS, wall_clock=None).reason is Reason.RISK_REWARD_TOO_LOW
+
+
+def test_sell_neutral_and_holds() -> None:
+    sell = signal("BTCUSDT", 0, SignalState.STRONG_SELL).data
+    neutral = signal("BTCUSDT", 0, SignalState.NEUTRAL).data
+    assert evaluate(sell, _snapshot(), LIMITS, wall_clock=None).reason is Reason.NO_POSITION
+    assert evaluate(sell, _snapshot(has_position=True), LIMITS, wall_clock=None).reason is Reason.EXIT
+    assert evaluate(neutral, _snapshot(), LIMITS, wall_clock=None).decision == "hold"
+    assert evaluate(BUY, _snapshot(has_position=True), LIMITS, wall_clock=None).reason is Reason.POSITION_OPEN
+    assert evaluate(BUY, _snapshot(has_pending_order=True), LIMITS, wall_clock=None).reason is Reason.ORDER_PENDING
+
+
+def test_stale_only_against_a_given_wall_clock() -> None:
+    decided_at = BUY.bar_time + timedelta(minutes=5)
+    stale = evaluate(BUY, _snapshot(), LIMITS, wall_clock=decided_at + timedelta(seconds=601))
+    fresh = evaluate(BUY, _snapshot(), LIMITS, wall_clock=decided_at + timedelta(seconds=599))
+    assert stale.reason is Reason.STALE_DATA and fresh.decision == "accepted"
+
+
+# ----------------------------------------------------------------- paper prices
+def test_slippage_is_adverse_and_fee_is_on_notional() -> None:
+    assert slipped(D(100), Side.BUY, D(5)) == D("100.05")
+    assert slipped(D(100), Side.SELL, D(5)) == D("99.95")
+    assert fee(D(2), D("100.05"), D("0.001")) == D("0.2001")
+
+
+def test_stop_first_when_both_touched_and_gaps_fill_at_the_open() -> None:
+    both = bar("BTCUSDT", 0, "100", "110", "90", "100").data
+    assert exit_trigger(both, D(95), D(105)) == exit_trigger(both, D(95), None)
+    assert exit_trigger(both, D(95), D(105)).reason == "stop"  # type: ignore[union-attr]
+    gap_down = bar("BTCUSDT", 0, "94", "96", "93", "95").data
+    assert exit_trigger(gap_down, D(95), D(105)).price == D(94)  # type: ignore[union-attr]
+    up = bar("BTCUSDT", 0, "100", "106", "99", "105").data
+    assert exit_trigger(up, D(95), D(105)).reason == "target"  # type: ignore[union-attr]
+    assert exit_trigger(bar("BTCUSDT", 0, "100", "101", "99", "100").data, D(95), D(105)) is None
+
+
+# ----------------------------------------------------------------- the book
+def test_scripted_replay_on_the_book_is_exact() -> None:
+    book = _book()
+    signals = {s.data.bar_time + timedelta(minutes=5): s for s in scenario_signals("BTCUSDT")}
+    for b in scenario_bars("BTCUSDT"):
+        if (s := signals.get(b.data.open_time)) is not None:
+            book.decide(s, NOW)
+        book.apply_bar(b)
+    trades = [e.data for _, e in book.changes.events if isinstance(e, TradeEvent)]
+    assert [(t.exit_reason, t.entry_price, t.exit_price) for t in trades] == [
+        ("signal", FIRST_ENTRY, FIRST_EXIT),
+        ("stop", SECOND_ENTRY, SECOND_EXIT),
+    ]
+    assert trades[0].net_pnl == net(D(20), FIRST_ENTRY, FIRST_EXIT) == D("53.91003")
+    assert trades[1].quantity == SECOND_QTY
+    assert trades[1].net_pnl == net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    total = trades[0].net_pnl + trades[1].net_pnl
+    assert book.equity() == book.account.cash == D(10000) + total
+    assert book.account.realized_pnl - book.account.fees == total  # the books balance to the last digit
+    rejected = [e.data.reason for _, e in book.changes.events if isinstance(e, RejectionEvent)]
+    assert rejected == ["no_position", "risk_reward_too_low", "no_plan"]
+    positions = [e.event_id for _, e in book.changes.events if isinstance(e, PositionEvent)]
+    assert positions == [f"position:BTCUSDT:{n}" for n in range(1, 5)]
+
+
+def test_decimal_pnl_does_not_drift_where_float_would() -> None:
+    limits = replace(LIMITS, slippage_bps=D(0), fee_rate=D(0), min_notional=D(0), max_position_pct=D(1))
+    book = _book(limits)
+    for i in range(10):  # ten round trips each gaining exactly 0.1 per unit on 1 unit
+        minute = i * 10
+        entry = signal("BTCUSDT", minute, SignalState.BUY, plan("0.3", "0.2", "0.9", "6"))
+        book.decide(entry, NOW)
+        book.apply_bar(bar("BTCUSDT", minute + 5, "0.3", "0.3", "0.3", "0.3"))
+        book.decide(signal("BTCUSDT", minute + 5, SignalState.SELL), NOW)
+        book.apply_bar(bar("BTCUSDT", minute + 10, "0.4", "0.4", "0.4", "0.4"))
+    trades = [e.data for _, e in book.changes.events if isinstance(e, TradeEvent)]
+    assert len(trades) == 10
+    assert all(t.net_pnl == t.quantity * D("0.1") for t in trades)  # compounding sizes, still exact
+    as_float = 10000.0
+    for t in trades:
+        as_float += float(t.quantity) * 0.4 - float(t.quantity) * 0.3
+    assert book.account.cash == D(10000) + sum(t.net_pnl for t in trades)
+    assert D(repr(as_float)) != book.account.cash  # what float arithmetic would have booked
+
+
+def test_drawdown_freezes_entries_until_reset() -> None:
+    book = _book()
+    book.decide(signal("BTCUSDT", 0, SignalState.BUY, plan("100", "95", "300", "3")), NOW)
+    book.apply_bar(bar("BTCUSDT", 5, "100", "100", "100", "100"))
+    assert book.holdings["BTCUSDT"].quantity == D(20)
+    book.account.cash -= D(2000)  # a loss elsewhere: equity 7977 < 80 % of the peak
+    book.apply_bar(bar("BTCUSDT", 6, "100", "100", "99", "99"))
+    assert book.account.frozen
+    verdict = book.decide(signal("ETHUSDT", 5, SignalState.BUY, plan("10", "9", "13", "3")), NOW)
+    assert verdict.reason is Reason.DRAWDOWN_FREEZE
+    book.reset(NOW, Mode.LIVE)
+    assert not book.account.frozen and book.account.peak_equity == book.equity()
+    assert [a.decision for a in book.changes.audits][-2:] == ["rejected", "reset"]
+    fills = [e for _, e in book.changes.events if isinstance(e, FillEvent)]
+    assert fills[0].data.fee == D("2.001")
+
+
+# ----------------------------------------------------------------- merge
+def _staged(kind: str, minute: int, live: bool = False) -> Staged:
+    return Staged(f"{kind}{minute}", kind, datetime(2024, 1, 2, tzinfo=UTC) + timedelta(minutes=minute), live)  # type: ignore[arg-type]
+
+
+def test_merge_order_and_waiting() -> None:
+    t0 = datetime(2024, 1, 2, tzinfo=UTC)
+    items = [_staged("bar", 5), _staged("signal", 5), _staged("bar", 4), _staged("bar", 10)]
+    marks = StreamMarks(
+        bar_seen=t0 + timedelta(minutes=10), signal_seen=t0 + timedelta(minutes=5), base=timedelta(minutes=5)
+    )
+    go, waiting = ready(items, marks)
+    assert [i.event_id for i in go] == ["bar4", "signal5", "bar5"] and waiting  # bar10 waits for signal C=10
+    go, waiting = ready([_staged("signal", 5), _staged("bar", 3, live=True)], StreamMarks(bar_seen=t0))
+    assert [i.event_id for i in go] == ["bar3"] and waiting  # the signal waits for bar 4; live never waits

@@ -11,7 +11,6 @@ import heapq
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from itertools import islice
@@ -51,13 +50,11 @@ class FeedStatus:
     offline_reason: str
     state: FeedState = FeedState.STARTING
     published: Counter[str] = field(default_factory=Counter)
-    last_open_time: dict[str, datetime] = field(default_factory=dict)
+    """Bars published per symbol by this process."""
     replay: ReplayReport | None = None
 
     def record(self, bars: Sequence[Bar]) -> None:
         self.published.update(bar.symbol for bar in bars)
-        for bar in bars:
-            self.last_open_time[bar.symbol] = bar.open_time
 
 
 @dataclass(slots=True)

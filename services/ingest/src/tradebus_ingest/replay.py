@@ -213,14 +213,15 @@ async def replay_files(
         if on_progress is not None:
             on_progress(report)
 
+    previous_ms: int | None = None
     for bar in merged_bars(files, report):
         if bar.open_ms <= after.get(bar.symbol, -1):
             report.bars_skipped += 1
             continue
-        if speed is not None and batch and bar.open_ms > batch[-1].open_ms:
-            gap_ms = bar.open_ms - batch[-1].open_ms
-            await flush()
-            await asyncio.sleep(gap_ms / 1000 / speed)
+        if speed is not None and previous_ms is not None and bar.open_ms > previous_ms:
+            await flush()  # everything of the previous minute goes out before the pause
+            await asyncio.sleep((bar.open_ms - previous_ms) / 1000 / speed)
+        previous_ms = bar.open_ms
         batch.append(bar)
         if len(batch) >= BATCH_SIZE:
             await flush()

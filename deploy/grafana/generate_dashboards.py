@@ -512,6 +512,23 @@ def data_quality_readiness() -> Json:
             unit="cps",
         ),
         quantiles("Feed latency (exchange close to publish)", "tradebus_ingest_feed_latency_seconds", "", "job"),
+        state_timeline(
+            "WebSocket connection",
+            target("websocket_connection_status", "{{source}}"),
+            height=6,
+            mappings=value_map((1, "CONNECTED", GREEN), (0, "DISCONNECTED", RED)),
+            steps=thresholds((None, RED), (1, GREEN)),
+        ),
+        timeseries(
+            "WebSocket reconnections and REST calls",
+            target(
+                f"sum by (source, status) (increase(websocket_reconnections_total[{RATE}]))",
+                "reconnect {{source}} {{status}}",
+            ),
+            target(f"sum by (status) (increase(tradebus_ingest_rest_calls_total[{RATE}]))", "REST {{status}}"),
+            height=6,
+            decimals=0,
+        ),
         Row("Quality"),
         timeseries(
             "Quality issues by kind",
@@ -535,6 +552,12 @@ def data_quality_readiness() -> Json:
         timeseries(
             "Rejected input rows",
             target(f"sum by (reason) (increase(tradebus_ingest_rejected_rows_total[{RATE}]))", "{{reason}}"),
+            decimals=0,
+        ),
+        timeseries(
+            "Aggregated bars published",
+            target(f"sum by (interval) (increase(tradebus_aggregator_bars_published_total[{RATE}]))", "{{interval}}"),
+            stack=True,
             decimals=0,
         ),
         timeseries(

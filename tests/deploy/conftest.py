@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,9 @@ def dashboards() -> dict[str, dict[str, Any]]:
         path.name: json.loads(path.read_text(encoding="utf-8"))
         for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
     }
+
+
+@pytest.fixture(scope="session")
+def read_yaml() -> Callable[[Path], Any]:
+    """`load_yaml` for tests (test modules cannot import conftest under --import-mode=importlib)."""
+    return load_yaml

@@ -154,6 +154,7 @@ async def test_replay_source_stores_checkpoints_and_survives_bad_rows(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             feed = (await client.get("/v1/feed")).json()
         assert feed["replay"]["rows_rejected"] == {"column_count": 1, "high_below_low": 1}
+        assert feed["symbols"] == ["SVCADA"]
         assert feed["checkpoints"][0]["open_time"] == "2021-11-27T00:09:00.000Z"
 
     service = build_service(settings)

@@ -26,12 +26,12 @@ def _feed_status(settings: IngestSettings) -> FeedStatus:
             raise ValueError("INGEST_SOURCE=replay needs INGEST_REPLAY_FILES (comma-separated paths or globs)")
         files = kline_files(settings.ingest_replay_files)  # fails now, not in the loop, on a bad path or name
         reason = f"offline data source: replay of {len(files)} kline file(s) (INGEST_SOURCE=replay)"
-        return FeedStatus("replay", BarSource.REPLAY, reason)
+        return FeedStatus("replay", BarSource.REPLAY, tuple(sorted({f.symbol for f in files})), reason)
     if settings.ingest_source == "synthetic":
         reason = "offline data source: synthetic feed (INGEST_SOURCE=synthetic)"
-        return FeedStatus("synthetic", BarSource.SYNTHETIC, reason)
+        return FeedStatus("synthetic", BarSource.SYNTHETIC, settings.symbols, reason)
     reason = "offline data source: synthetic feed (Binance transports not available)"
-    return FeedStatus("auto", BarSource.SYNTHETIC, reason)
+    return FeedStatus("auto", BarSource.SYNTHETIC, settings.symbols, reason)
 
 
 def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Service:
@@ -54,7 +54,7 @@ def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Se
             ).run()
         else:
             await SyntheticFeed(
-                symbols=settings.symbols,
+                symbols=status.symbols,
                 seed=settings.ingest_seed,
                 backfill_days=settings.backfill_days,
                 live=settings.ingest_live,
@@ -79,7 +79,7 @@ def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Se
             "detail": status.offline_reason,
             "state": status.state.value,
             "live": settings.ingest_live and status.source is BarSource.SYNTHETIC,
-            "symbols": sorted(settings.symbols) if status.source is BarSource.SYNTHETIC else sorted(status.published),
+            "symbols": list(status.symbols),
             "published_since_start": dict(sorted(status.published.items())),
             "checkpoints": [
                 {

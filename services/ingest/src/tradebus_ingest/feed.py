@@ -47,6 +47,7 @@ class FeedStatus:
 
     requested: str
     source: BarSource
+    symbols: tuple[str, ...]
     offline_reason: str
     state: FeedState = FeedState.STARTING
     published: Counter[str] = field(default_factory=Counter)

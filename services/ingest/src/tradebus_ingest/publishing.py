@@ -12,7 +12,7 @@ from tradebus.timeframes import now_ms
 from tradebus_ingest import metrics
 
 
-async def publish_bars(publisher: Publisher, bars: Sequence[Bar], *, mode: Mode, emitter: str = "ingest") -> None:
+async def publish_bars(publisher: Publisher, bars: Sequence[Bar], *, mode: Mode) -> None:
     """Publish `bars` on `bars.1m.<SYMBOL>` and wait for every ack (raises if one failed).
 
     Event ids are deterministic, so re-publishing a batch after a crash is dropped by
@@ -21,6 +21,6 @@ async def publish_bars(publisher: Publisher, bars: Sequence[Bar], *, mode: Mode,
     if not bars:
         return
     await publisher.publish_many(
-        (subjects.bars("1m", bar.symbol), BarEvent.of(bar, source=emitter, mode=mode)) for bar in bars
+        (subjects.bars("1m", bar.symbol), BarEvent.of(bar, source="ingest", mode=mode)) for bar in bars
     )
     metrics.record_published(bars, live=mode is Mode.LIVE, now_ms=now_ms())

@@ -186,7 +186,6 @@ async def replay_files(
     on_progress: Callable[[ReplayReport], None] | None = None,
     after: Mapping[str, int] | None = None,
     on_batch: BatchSink | None = None,
-    emitter: str = "ingest",
 ) -> ReplayReport:
     """Publish the 1m bars of `paths` (files or globs) as `mode=replay` events.
 
@@ -203,7 +202,7 @@ async def replay_files(
     async def flush() -> None:
         if not batch:
             return
-        await publish_bars(publisher, batch, mode=Mode.REPLAY, emitter=emitter)
+        await publish_bars(publisher, batch, mode=Mode.REPLAY)
         if on_batch is not None:
             await on_batch(list(batch))
         report.bars_published += len(batch)

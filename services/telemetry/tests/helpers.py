@@ -1,0 +1,57 @@
+"""Builders shared by the telemetry tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tradebus.events import Bar, BarSource, Heartbeat, HeartbeatEvent, make_bar, trace_id_for
+
+T0_MS = 1_700_000_040_000
+"""A minute boundary (2023-11-14 22:14 UTC)."""
+
+
+def bar(
+    minute: int,
+    *,
+    symbol: str = "BTCUSDT",
+    open_: str = "100",
+    high: str = "101",
+    low: str = "99",
+    close: str = "100.5",
+    volume: str = "2.5",
+    revision: int = 0,
+) -> Bar:
+    """A 1m bar `minute` minutes after T0; OHLC consistency is not enforced, so bad bars are easy."""
+    return make_bar(
+        symbol,
+        "1m",
+        T0_MS + minute * 60_000,
+        Decimal(open_),
+        Decimal(high),
+        Decimal(low),
+        Decimal(close),
+        Decimal(volume),
+        Decimal("250"),
+        7,
+        BarSource.SYNTHETIC,
+        revision=revision,
+    )
+
+
+def heartbeat(
+    service: str, n: int, *, checks: dict[str, bool] | None = None, status: str = "ok", at: datetime | None = None
+) -> HeartbeatEvent:
+    return HeartbeatEvent.build(
+        event_id=f"heartbeat:{service}:test:{n}",
+        source=service,
+        trace_id=trace_id_for(f"heartbeat:{service}:test"),
+        emitted_at=at,
+        data=Heartbeat(
+            service=service,
+            instance="test",
+            started_at=datetime(2026, 1, 1, tzinfo=UTC),
+            status=status,  # type: ignore[arg-type]
+            checks=checks if checks is not None else {"bus": True, "database": True, "consumers": True},
+        ),
+    )

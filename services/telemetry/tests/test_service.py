@@ -1,0 +1,216 @@
+"""The telemetry service on a real NATS and PostgreSQL: readiness from heartbeats, bar quality, feeds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import nats.js.errors
+import orjson
+import pytest
+from helpers import bar, heartbeat
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from tradebus import subjects
+from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent
+from tradebus.service import Service
+from tradebus.testing import running, wait_for
+from tradebus_telemetry.app import build_service
+from tradebus_telemetry.settings import TelemetrySettings
+
+OTHERS = ("ingest", "aggregator", "signal", "risk", "rollup")
+"""Telemetry's own heartbeat comes from the service shell itself."""
+
+DURABLES = (("TELEMETRY", "telemetry-heartbeats"), ("BARS", "telemetry-bars-1m"))
+
+
+@asynccontextmanager
+async def telemetry(nc: Client, nats_url: str, database_url: str, **overrides: Any) -> AsyncIterator[Service]:
+    """A telemetry service with fresh consumers (an earlier test's durables would resume) and fast clocks."""
+    js = nc.jetstream()
+    for stream, durable in DURABLES:
+        try:
+            await js.delete_consumer(stream, durable)
+        except nats.js.errors.NotFoundError:
+            pass
+    fast: dict[str, Any] = {
+        "heartbeat_interval_s": 0.2,
+        "telemetry_heartbeat_timeout_s": 3.0,  # above the pull consumer's 1 s batching delay
+        "telemetry_evaluate_interval_s": 0.1,
+        "telemetry_bars_from": "new",
+    }
+    settings = TelemetrySettings(nats_url=nats_url, database_url=database_url, **(fast | overrides))
+    async with running(build_service(settings)) as service:
+        yield service
+
+
+async def collect(nc: Client, subject: str) -> list[Msg]:
+    """Messages on `subject` from now on (a core subscription sees JetStream publishes too)."""
+    seen: list[Msg] = []
+
+    async def keep(msg: Msg) -> None:
+        seen.append(msg)
+
+    await nc.subscribe(subject, cb=keep)
+    return seen
+
+
+async def beat(service: Service, checks: dict[str, dict[str, bool]], alive: set[str]) -> None:
+    """Heartbeats for the `alive` services every 0.2 s, each with its current checks."""
+    n = 0
+    while True:
+        await service.publisher.publish_many(
+            (subjects.heartbeat(s), heartbeat(s, n, checks=checks.get(s))) for s in sorted(alive)
+        )
+        n += 1
+        await asyncio.sleep(0.2)
+
+
+def client(service: Service) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app()), base_url="http://telemetry")
+
+
+async def shows(http: httpx.AsyncClient, line: str) -> bool:
+    return line in (await http.get("/metrics")).text
+
+
+async def readiness_becomes(http: httpx.AsyncClient, status: str, failing: set[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        nonlocal body
+        body = (await http.get("/v1/readiness")).json()
+        return body["status"] == status and {p["name"] for p in body["failure_points"] if not p["ok"]} == failing
+
+    await wait_for(reached, timeout=10, what=f"readiness {status} failing {failing} (last: {body})")
+    return body
+
+
+async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_url: str, database_url: str) -> None:
+    published = await collect(nc, subjects.READINESS)
+    async with telemetry(nc, nats_url, database_url) as service, client(service) as http:
+        checks: dict[str, dict[str, bool]] = {}
+        alive = set(OTHERS)
+        beating = asyncio.create_task(beat(service, checks, alive))
+        try:
+            ready = await readiness_becomes(http, "READY", set())
+            assert {p["name"] for p in ready["failure_points"]} >= {f"heartbeat:{s}" for s in (*OTHERS, "telemetry")}
+            assert ready["checked_at"].endswith("Z")
+
+            alive.discard("signal")
+            blocked = await readiness_becomes(http, "BLOCKED", {"heartbeat:signal"})
+            (signal,) = [p for p in blocked["failure_points"] if p["name"] == "heartbeat:signal"]
+            assert signal["severity"] == "critical" and "last heartbeat" in signal["detail"]
+            own = await http.get("/health/ready")
+            assert own.status_code == 200, "telemetry's own readiness does not depend on other services"
+
+            alive.add("signal")
+            checks["ingest"] = {"bus": True, "feed": False}
+            await readiness_becomes(http, "DEGRADED", {"offline_data_source"})
+
+            checks["ingest"]["feed"] = True
+            await readiness_becomes(http, "READY", set())
+            await nc.jetstream().publish(
+                "dlq.signal", orjson.dumps({"service": "signal", "reason": "malformed"}), headers={"Nats-Msg-Id": "t1"}
+            )
+            degraded = await readiness_becomes(http, "DEGRADED", {"dlq"})
+            (dlq,) = [p for p in degraded["failure_points"] if p["name"] == "dlq"]
+            assert "malformed" in dlq["detail"]
+
+            points = (await http.get("/v1/failure-points")).json()
+            assert len(points) == 12 and all(p["detection"] and p["healing"] for p in points)
+            await wait_for(
+                lambda: shows(http, 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0'), what="readiness metric"
+            )
+            assert 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0' in (await http.get("/metrics")).text
+        finally:
+            beating.cancel()
+        snapshots = await service.pool.fetch("SELECT status, failing FROM readiness_snapshots ORDER BY checked_at")
+
+    statuses = [ReadinessEvent.model_validate_json(m.data).data.status.value for m in published]
+    assert _squeeze(statuses)[-5:] == ["READY", "BLOCKED", "DEGRADED", "READY", "DEGRADED"], statuses
+    assert ("BLOCKED", ["heartbeat:signal"]) in [(r["status"], r["failing"]) for r in snapshots]
+
+
+async def test_bar_quality_issues_are_published_stored_and_reported(
+    nc: Client, nats_url: str, database_url: str
+) -> None:
+    symbol = "TQBADUSDT"
+    issues = await collect(nc, subjects.quality(symbol))
+    async with telemetry(nc, nats_url, database_url) as service, client(service) as http:
+        bars = [
+            bar(0, symbol=symbol),
+            bar(1, symbol=symbol, high="98", low="99"),  # high < low: valid structure, inconsistent prices
+            bar(4, symbol=symbol),  # minutes 2 and 3 missing
+            bar(5, symbol=symbol, close="120", high="121"),  # +19% from 100.5
+        ]
+        events = [BarEvent.of(b, source="ingest", mode=Mode.LIVE) for b in bars]
+        await service.publisher.publish_many((subjects.bars("1m", symbol), e) for e in events)
+        conflicting = BarEvent.of(bar(0, symbol=symbol, close="100.7"), source="ingest")
+        await nc.jetstream().publish(
+            subjects.bars("1m", symbol), conflicting.model_dump_json().encode(), headers={"Nats-Msg-Id": "t-dup"}
+        )
+
+        await wait_for(lambda: _at_least(issues, 4), what="4 quality issues")
+        got = {e.event_id: e for e in (QualityIssueEvent.model_validate_json(m.data) for m in issues)}
+        ms = [b.open_ms for b in bars]
+        assert set(got) == {
+            f"quality:{symbol}:1m:ohlc:{ms[1]}",
+            f"quality:{symbol}:1m:gap:{ms[2]}",
+            f"quality:{symbol}:1m:price_jump:{ms[3]}",
+            f"quality:{symbol}:1m:duplicate:{ms[0]}",
+        }
+        ohlc = got[f"quality:{symbol}:1m:ohlc:{ms[1]}"]
+        assert (ohlc.trace_id, ohlc.mode, ohlc.data.severity.value) == (events[1].trace_id, Mode.LIVE, "critical")
+        assert got[f"quality:{symbol}:1m:gap:{ms[2]}"].data.detail.startswith("2 missing 1m bar(s)")
+
+        report = (await http.get("/v1/data-quality")).json()
+        assert report["last_hour"] == {"critical": 1, "warning": 3}
+        assert {i["event_id"] for i in report["issues"]} == set(got)
+        (feed,) = [f for f in report["feeds"] if f["symbol"] == symbol]
+        assert (feed["mode"], feed["status"], feed["last_bar_time"]) == ("live", "ok", "2023-11-14T22:19:00.000Z")
+        metrics = (await http.get("/metrics")).text
+        assert f'tradebus_telemetry_quality_issues_total{{kind="ohlc",severity="critical",symbol="{symbol}"}}' in metrics
+
+
+async def test_silent_live_feed_turns_stale_then_critical(nc: Client, nats_url: str, database_url: str) -> None:
+    symbol, replayed = "TQSTALEUSDT", "TQREPLAYUSDT"
+    issues = await collect(nc, subjects.quality(symbol))
+    overrides = {"telemetry_feed_warning_s": 0.5, "telemetry_feed_critical_s": 1.5, "telemetry_heartbeat_timeout_s": 60}
+    async with telemetry(nc, nats_url, database_url, **overrides) as service, client(service) as http:
+        beating = asyncio.create_task(beat(service, {}, set(OTHERS)))
+        try:
+            await service.publisher.publish(
+                subjects.bars("1m", replayed), BarEvent.of(bar(0, symbol=replayed), source="ingest", mode=Mode.REPLAY)
+            )
+            no_live = await readiness_becomes(http, "READY", set())
+            (feed,) = [p for p in no_live["failure_points"] if p["name"] == "feed_freshness"]
+            assert feed["detail"] == "no live feed yet", "a replayed bar is not a live feed"
+
+            await service.publisher.publish(
+                subjects.bars("1m", symbol), BarEvent.of(bar(0, symbol=symbol), source="ingest", mode=Mode.LIVE)
+            )
+            await readiness_becomes(http, "DEGRADED", {"feed_freshness"})
+            await readiness_becomes(http, "BLOCKED", {"feed_freshness"})
+        finally:
+            beating.cancel()
+        report = (await http.get("/v1/data-quality")).json()
+
+    (stale,) = [QualityIssueEvent.model_validate_json(m.data) for m in issues]
+    assert stale.event_id == f"quality:{symbol}:1m:stale:{bar(0).open_ms}"
+    statuses = {f["symbol"]: f["status"] for f in report["feeds"]}
+    assert (statuses[symbol], statuses[replayed]) == ("critical", "no_live_feed")
+
+
+def _at_least(items: list[Msg], n: int) -> Callable[[], Any]:
+    async def enough() -> bool:
+        return len(items) >= n
+
+    return enough()  # type: ignore[return-value]
+
+
+def _squeeze(values: list[str]) -> list[str]:
+    return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]

@@ -87,3 +87,8 @@ def test_bad_fields_are_refused_with_a_reason(path: tuple[str, str], value: str,
 def test_ohlc_problem() -> None:
     assert _bar().data.ohlc_problem() is None
     assert "close 105 outside" in (_bar(close="105").data.ohlc_problem() or "")
+
+
+def test_tiny_amounts_are_plain_decimals() -> None:
+    bar = _bar().data.model_copy(update={"volume": Decimal("0.00000001")})
+    assert '"volume":"0.00000001"' in bar.model_dump_json()

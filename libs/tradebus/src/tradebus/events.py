@@ -36,8 +36,16 @@ def _upper_symbol(value: str) -> str:
 UtcDatetime = Annotated[datetime, AfterValidator(_utc), PlainSerializer(iso_utc, return_type=str, when_used="json")]
 """An aware datetime, normalised to UTC, serialised as `2024-01-01T00:00:00.000Z`."""
 
-Amount = Annotated[Decimal, Field(allow_inf_nan=False)]
-"""A finite decimal (price, quantity, money); serialised as a JSON string."""
+def _plain_decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+Amount = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    PlainSerializer(_plain_decimal, return_type=str, when_used="json"),
+]
+"""A finite decimal (price, quantity, money); serialised as a plain JSON string, never `1E-8`."""
 
 Symbol = Annotated[str, AfterValidator(_upper_symbol)]
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
+import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +25,7 @@ from tradebus_cli.rundir import SUPERVISOR_MODULE, RunDir, StackState, repo_root
 READY_TIMEOUT_S: Final = 90.0
 DOWN_GRACE_S: Final = 30.0
 POLL_S: Final = 0.5
+VERDICT_WAIT_S: Final = 15.0
 LOG_TAIL_LINES: Final = 30
 
 
@@ -65,7 +67,8 @@ def up(console: Console) -> int:
         console.print(f"[bold red]{exc}[/]")
         return 1
     console.print("[bold green]tradebus is up[/]")
-    return status(console, run)
+    status(console, run)
+    return 0
 
 
 def _up_docker(console: Console, run: RunDir) -> None:
@@ -111,13 +114,24 @@ async def _wait_ready(console: Console, run: RunDir, supervisor: subprocess.Pope
                     waiting = [h.service for h in healths if not h.ready]
                     progress.update(task, completed=len(ready), description=f"waiting for {', '.join(waiting)}")
                     if not waiting:
-                        return
+                        break
                 if time.monotonic() > deadline:
                     raise StackError(
                         f"not ready within {READY_TIMEOUT_S:.0f} s; it keeps starting in the background "
                         f"(`tradebus status`, `tradebus logs`, `tradebus down`)"
                     )
                 await asyncio.sleep(POLL_S)
+            progress.update(task, description="waiting for telemetry's first readiness verdict")
+            await _wait_verdict(client, service_urls(run.read_state())["telemetry"], deadline)
+
+
+async def _wait_verdict(client: httpx.AsyncClient, telemetry_url: str, deadline: float) -> None:
+    """Give telemetry a few heartbeats to hear from every service, so the table `up` prints means something."""
+    deadline = min(deadline, time.monotonic() + VERDICT_WAIT_S)
+    while time.monotonic() < deadline:
+        if (await probe.fetch_readiness(client, telemetry_url)).usable:
+            return
+        await asyncio.sleep(POLL_S)
 
 
 def _print_log_tail(console: Console, run: RunDir, name: str) -> None:

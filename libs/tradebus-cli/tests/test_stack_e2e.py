@@ -1,0 +1,122 @@
+"""`tradebus up` / `status` / `down` on the real services, as processes, against the test bus and database.
+
+The stack runs locally (TRADEBUS_LOCAL=1) under a private run directory and private ports; the
+test kills one service with SIGKILL and expects the supervisor to bring it back, then checks
+that `down` leaves no process of the run behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from tradebus.embedded import free_port
+from tradebus.settings import SERVICES
+from tradebus.testing import wait_for
+from tradebus_cli.rundir import ProcessRef, RunDir
+
+pytestmark = pytest.mark.e2e
+
+TRADEBUS = str(Path(sys.executable).parent / "tradebus")
+
+
+def _missing_services() -> list[str]:
+    return [s for s in SERVICES if importlib.util.find_spec(f"tradebus_{s}.__main__") is None]
+
+
+async def _cli(*args: str, env: dict[str, str], timeout: float = 90.0) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        TRADEBUS, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+async def _ready(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(f"{url}/health/ready")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
+    tmp_path: Path, nats_url: str, database_url: str, nc: Client
+) -> None:
+    if missing := _missing_services():
+        pytest.skip(f"service packages not importable yet: {', '.join(f'tradebus_{s}' for s in missing)}")
+    bars: list[Msg] = []
+
+    async def collect(msg: Msg) -> None:
+        bars.append(msg)
+
+    await nc.subscribe("bars.1m.*", cb=collect)
+    run = RunDir(tmp_path / "run")
+    env = {
+        **os.environ,
+        "TRADEBUS_RUN_DIR": str(run.path),
+        "TRADEBUS_LOCAL": "1",
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "SYMBOLS": "BTCUSDT",
+        "BACKFILL_DAYS": "0.2",
+        "HEARTBEAT_INTERVAL_S": "1",
+        "COLUMNS": "200",
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+    }
+    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in SERVICES}
+    seen: dict[str, ProcessRef] = {}
+    try:
+        code, output = await _cli("up", env=env)
+        assert code == 0, output
+        for url in urls.values():
+            assert url in output
+        state = run.read_state()
+        assert state is not None and state.supervisor is not None
+        assert not state.deps["nats"].embedded and not state.deps["postgres"].embedded
+        seen["supervisor"] = state.supervisor
+        seen |= {f"{name} 0": s.process for name, s in state.services.items() if s.process}
+        assert len(seen) == 1 + len(SERVICES)
+
+        async with httpx.AsyncClient(timeout=2) as client:
+            for url in urls.values():
+                assert await _ready(client, url)
+
+            async def bars_flowing() -> bool:
+                return bool(bars)
+
+            await wait_for(bars_flowing, timeout=30, what="1m bars on bars.1m.*")
+            assert bars[0].subject == "bars.1m.BTCUSDT"
+
+            victim = state.services["signal"].process
+            assert victim is not None
+            os.kill(victim.pid, signal.SIGKILL)
+
+            async def restarted() -> bool:
+                now = run.read_state()
+                current = now.services["signal"] if now else None
+                if not current or not current.process or current.process.pid == victim.pid:
+                    return False
+                seen["signal 1"] = current.process
+                return current.restarts >= 1 and await _ready(client, urls["signal"])
+
+            await wait_for(restarted, timeout=30, what="the killed signal service restarted and ready")
+
+        code, output = await _cli("status", env=env)
+        assert code == 0, output
+        assert "Readiness" in output
+    finally:
+        code, output = await _cli("down", env=env, timeout=60)
+    assert code == 0, output
+    assert "supervisor" in output
+    assert {name: ref.pid for name, ref in seen.items() if ref.find() is not None} == {}
+    assert not run.supervisor_running()
+    assert run.read_state() is None

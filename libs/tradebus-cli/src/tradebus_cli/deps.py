@@ -127,5 +127,5 @@ def resolve(nats_url: str, database_url: str, redis_url: str, data_dir: Path) ->
         resolved.embedded.stop()
         raise
     ok, detail = redis_answers(redis_url)
-    resolved.deps["redis"] = Dependency(url=redis_url, ok=ok, detail=f"{detail} (optional: nothing requires it yet)")
+    resolved.deps["redis"] = Dependency(url=redis_url, ok=ok, detail=f"{detail}; optional")
     return resolved

@@ -31,7 +31,12 @@ def bus_url() -> str:
 @app.command()
 def up() -> None:
     """Start the stack (docker compose with a Docker engine, else locally) and wait until it is ready."""
-    raise typer.Exit(stack.up(console))
+    try:
+        code = stack.up(console)
+    except KeyboardInterrupt:
+        console.print("stopped waiting; the stack keeps starting in the background (`tradebus down` stops it)")
+        code = 130
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -12,9 +12,6 @@ from tradebus_ingest.replay import KlineFile, ReplayReport, kline_files, replay_
 
 from tradebus_cli.render import progress_bar
 
-EMITTER = "cli"
-"""The envelope `source` of replayed bars: they were published by this command, not by ingest."""
-
 
 class ReplayError(Exception):
     """The replay could not start (bus unreachable, unreadable file, unknown symbol)."""
@@ -51,9 +48,7 @@ async def replay(
                 last = report.last_open_time.isoformat() if report.last_open_time else "-"
                 progress.update(task, completed=done, description=f"replaying, up to {last}")
 
-            report = await replay_files(
-                paths, Publisher(js, EMITTER), speed=speed, symbol=symbol, on_progress=advance, emitter=EMITTER
-            )
+            report = await replay_files(paths, Publisher(js, "cli"), speed=speed, symbol=symbol, on_progress=advance)
             progress.update(task, completed=total, description="replayed")
     finally:
         await client.drain()

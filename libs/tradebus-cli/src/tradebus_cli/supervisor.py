@@ -60,6 +60,7 @@ class Child:
 
     name: str
     process: subprocess.Popen[bytes] | None = None
+    ref: ProcessRef | None = None
     started_at: float = 0.0
     delay_s: float | None = None
     restart_at: float = 0.0
@@ -96,6 +97,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 cwd=self.run.path,
             )
+        child.ref = ProcessRef.of(child.process.pid)  # now, while it surely exists (at worst as a zombie)
         child.started_at = time.monotonic()
 
     def reap(self, child: Child, now: float) -> bool:
@@ -105,7 +107,7 @@ class Supervisor:
         uptime = now - child.started_at
         child.delay_s = self.policy.next_delay(child.delay_s, uptime)
         child.restart_at = now + child.delay_s
-        child.process = None
+        child.process = child.ref = None
         log.warning(
             "service exited, restarting", service=child.name, exit_code=code, uptime_s=round(uptime, 1),
             restart_in_s=child.delay_s, log_file=str(self.run.log_file(child.name)),
@@ -141,7 +143,7 @@ class Supervisor:
                 services={
                     c.name: ServiceState(
                         url=url_for(c.name),
-                        process=ProcessRef.of(c.process.pid) if c.process else None,
+                        process=c.ref,
                         restarts=c.restarts,
                     )
                     for c in self.children
@@ -196,7 +198,7 @@ def main() -> None:
             os.environ.get("REDIS_URL", deps.DEFAULT_REDIS_URL),
             run.path,
         )
-        log.info("dependencies", **{name: d.model_dump(exclude={"process"}) for name, d in resolved.deps.items()})
+        log.info("dependencies", **{name: f"{redact(d.url)} ({d.detail})" for name, d in resolved.deps.items()})
         if not stop:
             supervisor = Supervisor(run, stack_env(os.environ, resolved.deps), resolved.deps, RestartPolicy())
             supervisor.loop(stop)

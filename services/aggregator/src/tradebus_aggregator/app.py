@@ -41,9 +41,10 @@ class Aggregation:
 
     async def restore(self, symbols: set[str] | None = None) -> None:
         """Rebuild the state of `symbols` (all stored ones when None) from the stored bars."""
-        for symbol in symbols or ():
+        histories = await self.repo.histories(sorted(symbols) if symbols is not None else None)
+        for symbol in symbols or ():  # only once storage answered: a half-known symbol would republish
             self.state.forget(symbol)
-        for history in await self.repo.histories(sorted(symbols) if symbols is not None else None):
+        for history in histories:
             self.state.of(history.symbol).load(history.start_ms, history.minutes, history.published)
         log.info("state restored", symbols=len(self.state.symbols))
 

@@ -28,12 +28,15 @@ class Aggregation:
 
     Publishing comes before persisting: after a crash in between, the 1m bars are not stored, so
     their redelivery rebuilds and republishes the same events (same ids, dropped as duplicates).
-    A batch that fails resets its symbols' state from storage, so the retry starts clean.
+    A batch that fails marks its symbols dirty; their state is reloaded from storage before the
+    next batch, so the retry starts clean.
     """
 
     def __init__(self, service: Service) -> None:
         self._service = service
         self.state = Aggregator()
+        self._dirty: set[str] = set()
+        """Symbols whose state may hold a failed batch's effects; reloaded before the next batch."""
 
     @property
     def repo(self) -> BarRepository:
@@ -51,6 +54,9 @@ class Aggregation:
     async def handle(self, events: list[BarEvent]) -> None:
         events = [e for e in events if _usable(e)]
         symbols = {e.data.symbol for e in events}
+        if self._dirty:
+            await self.restore(self._dirty)
+            self._dirty.clear()
         try:
             await self._load_history(events)
             bars_1m: list[Bar] = []
@@ -63,7 +69,7 @@ class Aggregation:
             await self._service.publisher.publish_many((subjects.bars(e.data.interval, e.data.symbol), e) for e in out)
             await self.repo.save([*bars_1m, *(e.data for e in out)])
         except Exception:
-            await self.restore(symbols)
+            self._dirty |= symbols
             raise
         for symbol in symbols:
             self.state.of(symbol).prune()

@@ -86,6 +86,7 @@ class Supervisor:
         self.deps = {name: dep.model_copy(update={"url": redact(dep.url)}) for name, dep in deps.items()}
         self.policy = policy
         self.children = [Child(name) for name in SERVICES]
+        self.me = ProcessRef.of(os.getpid())
 
     def start(self, child: Child) -> None:
         with self.run.log_file(child.name).open("ab") as out:
@@ -139,14 +140,9 @@ class Supervisor:
         self.run.write_state(
             StackState(
                 mode="local",
-                supervisor=ProcessRef.of(os.getpid()),
+                supervisor=self.me,
                 services={
-                    c.name: ServiceState(
-                        url=url_for(c.name),
-                        process=c.ref,
-                        restarts=c.restarts,
-                    )
-                    for c in self.children
+                    c.name: ServiceState(url=url_for(c.name), process=c.ref, restarts=c.restarts) for c in self.children
                 },
                 deps=self.deps,
             )

@@ -65,8 +65,15 @@ def day_trades(strategy: str, day: date, nets: list[str], *, mode: Mode = Mode.L
 
 @pytest.fixture
 async def rollup(nats_url: str, database_url: str) -> AsyncIterator[RollupService]:
+    # Batch size 1 sidesteps a FastStream 0.7.8 / nats-py 2.16 race in multi-message pulls (nats-py's
+    # `_fetch_n` can raise a bare asyncio.TimeoutError that FastStream does not catch, dropping the
+    # partial batch until ack_wait): reported to the shell's owners. Batches are covered directly below.
     settings = RollupSettings(
-        nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0, tradebus_api_token=TOKEN
+        nats_url=nats_url,
+        database_url=database_url,
+        heartbeat_interval_s=1.0,
+        tradebus_api_token=TOKEN,
+        rollup_batch_size=1,
     )
     built = create(settings)
     async with running(built.service):
@@ -181,6 +188,31 @@ async def test_a_redelivered_trade_changes_nothing(
 
 async def _async_true(value: bool) -> bool:
     return value
+
+
+async def test_a_batch_of_replayed_trades_over_several_days(
+    rollup: RollupService, daily_events: list[DailyPerformanceEvent]
+) -> None:
+    name, first, second = strategy_name(), date(2019, 8, 5), date(2019, 8, 6)
+    batch = day_trades(name, second, ["-2"], mode=Mode.REPLAY) + day_trades(name, first, ["5", "1"], mode=Mode.REPLAY)
+    await rollup.rollup.on_trades(batch)
+    await rollup.rollup.on_trades(batch)  # the whole batch redelivered
+
+    rows = {
+        r["day"]: r
+        for r in await rollup.service.pool.fetch("SELECT * FROM daily_performance WHERE day IN ($1, $2)", first, second)
+    }
+    assert (rows[first]["trades"], rows[first]["net_pnl"], rows[first]["mode"]) == (2, Decimal(6), "replay")
+    assert (rows[second]["trades"], rows[second]["net_pnl"], rows[second]["max_drawdown"]) == (
+        1,
+        Decimal(-2),
+        Decimal(2),
+    )
+    strategy = await rollup.service.pool.fetchrow("SELECT * FROM strategy_performance WHERE strategy = $1", name)
+    assert strategy is not None
+    assert (strategy["trades"], strategy["net_pnl"], strategy["max_drawdown"]) == (3, Decimal(4), Decimal(2))
+    await wait_for(lambda: _async_true(sum(e.data.day in rows for e in daily_events) == 2), what="two daily events")
+    assert {e.mode for e in daily_events if e.data.day in rows} == {Mode.REPLAY}
 
 
 async def test_http_performance_endpoints_and_gauges(rollup: RollupService) -> None:

@@ -52,6 +52,7 @@ def create(settings: RollupSettings) -> RollupService:
         batch_size=settings.rollup_batch_size,
     )(rollup.on_trades)
     service.background(rollup.eod_loop)
+    service.background(rollup.gauge_loop)
     service.publishes(subjects.ROLLUP_DAILY, DailyPerformanceEvent, "a day's performance, when its figures change")
     service.publishes(
         subjects.ROLLUP_STRATEGY, StrategyPerformanceEvent, "a strategy's performance, when its figures change"

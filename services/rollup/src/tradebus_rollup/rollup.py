@@ -36,6 +36,8 @@ from tradebus_rollup.settings import RollupSettings
 log = get_logger(__name__)
 
 PUBLISH_CHUNK: Final = 500
+GAUGE_REFRESH_S: Final = 30.0
+"""Every instance refreshes its gauges this often, so each one scraped shows the shared state."""
 LOCKED_RETRY_S: Final = 60.0
 """How soon an instance that found the end-of-day lock taken checks the job was completed."""
 
@@ -155,6 +157,12 @@ class Rollup:
         metrics.WIN_RATE.set(totals.wins / totals.trades if totals.trades else 0.0)
         metrics.DAILY_PNL.set(float(totals.latest_day_pnl or 0))
         metrics.DRAWDOWN_RATIO.set(float(performance.drawdown_ratio(totals.peak, totals.net_pnl)))
+
+    async def gauge_loop(self) -> None:
+        """Keep the gauges current even on an instance that is not receiving trades."""
+        while True:
+            await asyncio.sleep(GAUGE_REFRESH_S)
+            await self.refresh_gauges()
 
     async def run_eod(self, day: date) -> EodOutcome:
         """Close `day` unless another instance holds the job's lock or already closed it."""

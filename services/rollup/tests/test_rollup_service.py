@@ -106,9 +106,15 @@ async def daily_row(service: RollupService, day: date) -> asyncpg.Record | None:
 
 
 async def wait_for_day(service: RollupService, day: date, trades: int) -> asyncpg.Record:
+    """The day's row once it counts `trades` and every changed row has been published."""
+
     async def arrived() -> bool:
         row = await daily_row(service, day)
-        return row is not None and row["trades"] == trades
+        unpublished = await service.service.pool.fetchval(
+            """SELECT (SELECT count(*) FROM daily_performance WHERE published_revision IS DISTINCT FROM revision)
+                    + (SELECT count(*) FROM strategy_performance WHERE published_revision IS DISTINCT FROM revision)"""
+        )
+        return row is not None and row["trades"] == trades and unpublished == 0
 
     await wait_for(arrived, what=f"{trades} trades on {day}")
     row = await daily_row(service, day)

@@ -19,11 +19,10 @@ import asyncpg
 import nats.errors
 import nats.js.errors
 import orjson
-from faststream import AckPolicy, Context
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 from pydantic import ValidationError
 
 from tradebus import metrics, subjects
@@ -120,6 +119,73 @@ class BatchConsumer(Generic[E]):
         self._publisher = publisher
         self._accept = accept
         self.last_batch_at: datetime | None = None
+        self._stopping = asyncio.Event()
+        self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop
+
+    async def run(
+        self,
+        nc: NatsClient,
+        *,
+        subject: str,
+        batch_size: int,
+        deliver_policy: DeliverPolicy,
+        ack_wait_s: float = 60.0,
+    ) -> None:
+        """Pull continuously until `stop()`: one outstanding pull request, messages handled as
+        they arrive, in chunks of whatever has arrived (so batches grow under load and a lone
+        live message is handled at once — FastStream's batch fetch waits for a full batch)."""
+        js = nc.jetstream()
+        await _ensure_consumer(
+            js,
+            self.stream,
+            ConsumerConfig(
+                durable_name=self.durable,
+                filter_subject=subject,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait_s,
+                max_ack_pending=batch_size * 20,
+                deliver_policy=deliver_policy,
+            ),
+        )
+        queue = self._queue
+
+        async def enqueue(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, cb=enqueue)
+        request_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
+        request = orjson.dumps({"batch": batch_size, "expires": int(PULL_EXPIRES_S * 1e9)})
+        try:
+            while not self._stopping.is_set():
+                await nc.publish(request_subject, request, reply=inbox)
+                await self._drain_request(queue, batch_size)
+        finally:
+            await sub.unsubscribe()
+
+    async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int) -> None:
+        """Handle the messages one pull request brings, until it is used up or expires."""
+        received = 0
+        while received < batch_size and not self._stopping.is_set():
+            try:
+                first = await asyncio.wait_for(queue.get(), timeout=PULL_EXPIRES_S + 1.0)
+            except TimeoutError:
+                return  # the request was lost (e.g. a reconnect): send another
+            chunk = [first]
+            while not queue.empty() and len(chunk) < batch_size:
+                chunk.append(queue.get_nowait())
+            arrived = [m for m in chunk if m is not None]
+            data = [m for m in arrived if not _status_of(m)]
+            received += len(data)
+            if data:
+                await self.consume(data)
+            if len(arrived) < len(chunk) or any(_status_of(m) in _REQUEST_DONE for m in arrived):
+                return
+
+    def stop(self) -> None:
+        """Finish the chunk in hand, then stop pulling."""
+        self._stopping.set()
+        self._queue.put_nowait(None)
 
     async def consume(self, batch: Sequence[Msg]) -> None:
         self.last_batch_at = datetime.now(tz=UTC)
@@ -190,6 +256,27 @@ class BatchConsumer(Generic[E]):
         await msg.ack()
 
 
+PULL_EXPIRES_S: Final = 5.0
+_REQUEST_DONE: Final = frozenset({"404", "408", "409"})
+
+
+def _status_of(msg: Msg) -> str | None:
+    """The JetStream status of a pull response ("408" request expired, "100" heartbeat…), or None for data."""
+    if msg.data or not msg.headers:
+        return None
+    return msg.headers.get("Status")
+
+
+async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable; an existing one with another config is updated where the server allows."""
+    try:
+        await js.add_consumer(stream, config=config)
+    except nats.js.errors.BadRequestError as exc:
+        log.warning(
+            "durable consumer exists with another config; keeping it", durable=config.durable_name, error=str(exc)
+        )
+
+
 def _backoff(msg: Msg) -> float:
     attempts = msg.metadata.num_delivered if msg.metadata else 1
     return min(30.0, 0.25 * 2.0 ** min(int(attempts), 7))
@@ -197,41 +284,6 @@ def _backoff(msg: Msg) -> float:
 
 def _validation_summary(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
-
-
-async def _raw_decoder(_: Any) -> None:
-    """The batch handler reads raw `Msg`s itself; skip FastStream's per-message JSON decode."""
-    return None
-
-
-def register_batch_consumer(
-    broker: NatsBroker,
-    consumer: BatchConsumer[E],
-    *,
-    subject: str,
-    batch_size: int = 500,
-    deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
-    ack_wait_s: float = 60.0,
-) -> None:
-    """Attach `consumer` to its durable pull subscription on `subject`."""
-
-    async def handle(message: Any = Context("message")) -> None:
-        await consumer.consume(message.raw_message)
-
-    handle.__name__ = f"{consumer.name}_handler"
-    handle.__doc__ = f"{consumer.model.__name__} from `{subject}` ({consumer.model.EVENT_TYPE})."
-    broker.subscriber(
-        subject,
-        stream=JStream(consumer.stream, declare=False),
-        durable=consumer.durable,
-        pull_sub=PullSub(batch_size=batch_size, timeout=2.0, batch=True),
-        config=ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch_size * 20),
-        deliver_policy=deliver_policy,
-        ack_policy=AckPolicy.MANUAL,
-        decoder=_raw_decoder,
-        title=f"{consumer.service}:{consumer.name}",
-        description=handle.__doc__,
-    )(handle)
 
 
 async def consumer_lag(js: JetStreamContext, consumer: BatchConsumer[Any]) -> int:

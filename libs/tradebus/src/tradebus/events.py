@@ -36,6 +36,7 @@ def _upper_symbol(value: str) -> str:
 UtcDatetime = Annotated[datetime, AfterValidator(_utc), PlainSerializer(iso_utc, return_type=str, when_used="json")]
 """An aware datetime, normalised to UTC, serialised as `2024-01-01T00:00:00.000Z`."""
 
+
 def _plain_decimal(value: Decimal) -> str:
     return format(value, "f")
 

@@ -10,6 +10,7 @@ service persists, connections close last), the health endpoints, `/metrics`, the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -23,18 +24,12 @@ import asyncpg
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from faststream.nats import DeliverPolicy, NatsBroker
+from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI, get_asyncapi_html
+from nats.js.api import DeliverPolicy
 
 from tradebus import db, metrics, subjects
-from tradebus.bus import (
-    BatchConsumer,
-    BatchHandler,
-    Publisher,
-    consumer_lag,
-    ensure_streams,
-    register_batch_consumer,
-)
+from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import Settings, port_for
@@ -73,16 +68,19 @@ class Service:
             graceful_timeout=15.0,
             log_level=logging.DEBUG,
         )
+        # Documents the subjects for AsyncAPI; never connected. Consuming is BatchConsumer's pull loop.
+        self._spec = NatsBroker(settings.nats_url)
         self.router = APIRouter()
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
         self._publisher: Publisher | None = None
-        self._consumers: list[BatchConsumer[Any]] = []
+        self._consumers: list[tuple[BatchConsumer[Any], dict[str, Any]]] = []
         self._checks: dict[str, tuple[CheckFn, bool]] = {}
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._loops: list[Hook] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumer_tasks: list[asyncio.Task[None]] = []
         self._consuming = False
         self.stopping = asyncio.Event()
 
@@ -127,21 +125,26 @@ class Service:
                 durable=f"{self.name}-{name}",
                 accept=accept,
             )
-            self._consumers.append(consumer)
-            register_batch_consumer(
-                self.broker,
-                consumer,
-                subject=subject,
-                batch_size=batch_size,
-                deliver_policy=deliver_policy,
+            self._consumers.append(
+                (consumer, {"subject": subject, "batch_size": batch_size, "deliver_policy": deliver_policy})
             )
+            self._document_subscriber(stream, subject, model, f"{self.name}:{name}", handler.__doc__ or "")
             return handler
 
         return register
 
+    def _document_subscriber(self, stream: str, subject: str, model: type[E], title: str, description: str) -> None:
+        async def consumes(event: Any) -> None:  # pragma: no cover - documentation only, never called
+            del event
+
+        consumes.__annotations__ = {"event": model, "return": None}
+        self._spec.subscriber(subject, stream=JStream(stream, declare=False), title=title, description=description)(
+            consumes
+        )
+
     def publishes(self, subject: str, model: type[Envelope], description: str) -> None:
         """Document a published subject in the AsyncAPI document (publishing goes via `publisher`)."""
-        self.broker.publisher(subject, schema=model, title=f"{self.name}:{subject}", description=description)
+        self._spec.publisher(subject, schema=model, title=f"{self.name}:{subject}", description=description)
 
     def check(self, name: str, *, critical: bool = True) -> Callable[[CheckFn], CheckFn]:
         """Add a readiness check; a failing non-critical check makes the service `degraded`, not down."""
@@ -179,19 +182,25 @@ class Service:
         self._publisher = Publisher(js, self.name)
         for hook in self._startup:
             await hook()
-        await self.broker.start()
+        nc = self.broker.connection
+        pulls = [functools.partial(consumer.run, nc, **options) for consumer, options in self._consumers]
+        self._consumer_tasks = [asyncio.create_task(self._supervise(pull)) for pull in pulls]
         self._consuming = True
         loops = (self._heartbeat, self._watch_lag, *self._loops)
         self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
-        log.info("service started", instance=self.instance, consumers=[c.name for c in self._consumers])
+        log.info("service started", instance=self.instance, consumers=[c.name for c, _ in self._consumers])
 
     async def stop(self) -> None:
         self.stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for subscriber in self.broker.subscribers:
-            await subscriber.stop()
+        for consumer, _ in self._consumers:
+            consumer.stop()
+        _, pending = await asyncio.wait(self._consumer_tasks, timeout=20.0) if self._consumer_tasks else ((), ())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._consumer_tasks, return_exceptions=True)
         self._consuming = False
         for hook in self._shutdown:
             try:
@@ -242,7 +251,7 @@ class Service:
     async def _watch_lag(self) -> None:
         js = self.broker.connection.jetstream()
         while True:
-            for consumer in self._consumers:
+            for consumer, _ in self._consumers:
                 try:
                     lag = await consumer_lag(js, consumer)
                 except Exception as exc:  # noqa: BLE001 - lag is best effort; readiness covers the bus
@@ -294,7 +303,10 @@ class Service:
             return CheckResult(True, "no consumers")
         if not self._consuming:
             return CheckResult(False, "consumers not started")
-        names = ", ".join(c.name for c in self._consumers)
+        dead = [c.name for (c, _), t in zip(self._consumers, self._consumer_tasks, strict=True) if t.done()]
+        if dead:
+            return CheckResult(False, f"consumers stopped: {', '.join(dead)}")
+        names = ", ".join(c.name for c, _ in self._consumers)
         return CheckResult(True, f"consuming: {names}")
 
     # ----------------------------------------------------------------- HTTP
@@ -342,7 +354,7 @@ class Service:
         return app
 
     def _asyncapi(self) -> Any:
-        return AsyncAPI(self.broker, title=f"tradebus {self.name}", version=self.version).to_specification()
+        return AsyncAPI(self._spec, title=f"tradebus {self.name}", version=self.version).to_specification()
 
     def run(self) -> None:
         """Serve the app on the service's port until SIGINT/SIGTERM (uvicorn handles both)."""

@@ -182,6 +182,7 @@ class Service:
         self._publisher = Publisher(js, self.name)
         for hook in self._startup:
             await hook()
+        await self.broker.start()  # FastStream subscribers a service registers itself (not hot paths)
         nc = self.broker.connection
         pulls = [functools.partial(consumer.run, nc, **options) for consumer, options in self._consumers]
         self._consumer_tasks = [asyncio.create_task(self._supervise(pull)) for pull in pulls]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -165,6 +166,8 @@ def status(console: Console, run: RunDir | None = None) -> int:
 
 # --------------------------------------------------------------------------- down
 def down(console: Console) -> int:
+    """Stop this run's stack: SIGTERM to the supervisor (which stops its children and embedded deps),
+    or to what a killed supervisor left behind; SIGKILL whatever still runs after 30 s."""
     run = RunDir.from_env()
     state = run.read_state()
     if state and state.mode == "docker":
@@ -200,8 +203,9 @@ def _run_processes(run: RunDir, state: StackState | None) -> dict[str, psutil.Pr
         targets["supervisor"] = supervisor
         known = {p.pid for p in targets.values()}
         for child in supervisor.children(recursive=True):
-            if child.pid not in known:
-                targets[f"pid {child.pid} ({child.name()})"] = child
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.pid not in known:
+                    targets[f"pid {child.pid} ({child.name()})"] = child
     return targets
 
 

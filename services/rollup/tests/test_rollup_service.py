@@ -65,15 +65,11 @@ def day_trades(strategy: str, day: date, nets: list[str], *, mode: Mode = Mode.L
 
 @pytest.fixture
 async def rollup(nats_url: str, database_url: str) -> AsyncIterator[RollupService]:
-    # Batch size 1 sidesteps a FastStream 0.7.8 / nats-py 2.16 race in multi-message pulls (nats-py's
-    # `_fetch_n` can raise a bare asyncio.TimeoutError that FastStream does not catch, dropping the
-    # partial batch until ack_wait): reported to the shell's owners. Batches are covered directly below.
     settings = RollupSettings(
         nats_url=nats_url,
         database_url=database_url,
         heartbeat_interval_s=1.0,
         tradebus_api_token=TOKEN,
-        rollup_batch_size=1,
     )
     built = create(settings)
     async with running(built.service):
@@ -236,6 +232,7 @@ async def test_http_performance_endpoints_and_gauges(rollup: RollupService) -> N
         bad_date = await client.get("/v1/performance/daily", params={"from": "2019-13-01"})
         strategies = await client.get("/v1/performance/strategies")
         prometheus = await client.get("/metrics")
+        asyncapi = await client.get("/docs/asyncapi")
 
     assert daily.status_code == 200
     rows = daily.json()
@@ -257,6 +254,7 @@ async def test_http_performance_endpoints_and_gauges(rollup: RollupService) -> N
     mine = [s for s in strategies.json() if s["strategy"] == name]
     assert mine and mine[0]["trades"] == 3 and mine[0]["net_pnl"] == "5.5"
 
+    assert "rollups.daily" in asyncapi.text and "rollups.strategy" in asyncapi.text and "exec.trade.*" in asyncapi.text
     assert b"tradebus_rollup_win_rate" in prometheus.content and b"tradebus_rollup_drawdown_ratio" in prometheus.content
     stored = await rollup.service.pool.fetchval("SELECT count(*) FROM trades")
     assert REGISTRY.get_sample_value("tradebus_rollup_trades_total") == stored

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Query
+from faststream.nats import DeliverPolicy
 from tradebus.events import (
     BarEvent,
     FillEvent,
@@ -36,11 +37,22 @@ def build_service(settings: RiskSettings) -> Service:
     limits = settings.limits()
     desk = Desk(lambda: service.pool, lambda: service.publisher, limits)
 
-    @service.consumer(name="signals", stream="SIGNALS", subject="signals.*", model=SignalEvent, batch_size=500)
+    start_at = DeliverPolicy(settings.risk_deliver_policy)
+
+    @service.consumer(
+        name="signals",
+        stream="SIGNALS",
+        subject="signals.*",
+        model=SignalEvent,
+        batch_size=500,
+        deliver_policy=start_at,
+    )
     async def on_signals(events: list[SignalEvent]) -> None:
         await desk.receive_signals(events)
 
-    @service.consumer(name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=1000)
+    @service.consumer(
+        name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=1000, deliver_policy=start_at
+    )
     async def on_bars(events: list[BarEvent]) -> None:
         await desk.receive_bars(events)
 

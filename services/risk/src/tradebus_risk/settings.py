@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from tradebus.settings import Settings
@@ -25,6 +26,8 @@ class RiskSettings(Settings):
     risk_stale_after_s: float = Field(default=600.0, gt=0)
     risk_qty_step: Decimal = Field(default=Decimal("0.00001"), gt=0)
     risk_min_notional: Decimal = Field(default=Decimal("10"), ge=0)
+    risk_deliver_policy: Literal["all", "new"] = "all"
+    """Where a brand-new risk consumer starts: the whole stream, or only what arrives after it."""
     tradebus_api_token: SecretStr | None = None
 
     def limits(self) -> RiskLimits:

@@ -1,0 +1,282 @@
+"""The risk service on real NATS and PostgreSQL: replay merge, live staleness, idempotency,
+restart mid-position and the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import nats.js.errors
+import orjson
+import pytest
+from nats.aio.client import Client
+from tradebus import subjects
+from tradebus.bus import encode
+from tradebus.events import Envelope, Mode, SignalState
+from tradebus.service import Service
+from tradebus.testing import running, wait_for
+from tradebus.timeframes import MINUTE_MS, datetime_to_ms
+from tradebus_risk.app import build_service
+from tradebus_risk.settings import RiskSettings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from risk_scenario import (
+    FIRST_ENTRY,
+    FIRST_EXIT,
+    SECOND_ENTRY,
+    SECOND_EXIT,
+    SECOND_QTY,
+    T0_MS,
+    bar,
+    net,
+    plan,
+    scenario_bars,
+    scenario_signals,
+    signal,
+)
+
+TOKEN = "test-token"
+DURABLES = (("SIGNALS", "risk-signals"), ("BARS", "risk-bars-1m"))
+
+
+def _service(nats_url: str, database_url: str, token: str | None = TOKEN) -> Service:
+    settings = RiskSettings(
+        nats_url=nats_url,
+        database_url=database_url,
+        heartbeat_interval_s=0.5,
+        tradebus_api_token=token,
+        risk_deliver_policy="new",
+    )
+    return build_service(settings)
+
+
+def _sig(symbol: str, minute: int) -> str:
+    return f"signal:{symbol}:5m:{T0_MS + minute * MINUTE_MS}"
+
+
+def expected_events(symbol: str) -> list[tuple[str, str]]:
+    """(subject kind, event id) of everything the scripted replay publishes, in order."""
+    s0, s15 = _sig(symbol, 0), _sig(symbol, 15)
+    return [
+        ("order", f"order:{s0}:entry"),
+        ("fill", f"fill:{s0}:entry"),
+        ("position", f"position:{symbol}:1"),
+        ("order", f"order:{s0}:exit"),
+        ("fill", f"fill:{s0}:exit"),
+        ("position", f"position:{symbol}:2"),
+        ("trade", f"trade:{s0}"),
+        ("order", f"order:{s15}:entry"),
+        ("fill", f"fill:{s15}:entry"),
+        ("position", f"position:{symbol}:3"),
+        ("order", f"order:{s15}:stop"),
+        ("fill", f"fill:{s15}:stop"),
+        ("position", f"position:{symbol}:4"),
+        ("trade", f"trade:{s15}"),
+        ("rejected", f"rejected:{_sig(symbol, 20)}"),
+        ("rejected", f"rejected:{_sig(symbol, 25)}"),
+        ("rejected", f"rejected:{_sig(symbol, 30)}"),
+    ]
+
+
+@asynccontextmanager
+async def serving(service: Service, nc: Client) -> AsyncIterator[Service]:
+    """`running(service)`, once its durables exist (they start at the stream's end in these tests)."""
+    js = nc.jetstream()
+
+    async def durables_exist() -> bool:
+        try:
+            for stream, durable in DURABLES:
+                await js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
+
+    async with running(service):
+        await wait_for(durables_exist, what="risk durables created")
+        yield service
+
+
+@asynccontextmanager
+async def collecting(nc: Client, symbol: str) -> AsyncIterator[list[tuple[str, dict]]]:
+    """Every exec event published for `symbol`, as (subject kind, decoded JSON)."""
+    seen: list[tuple[str, dict]] = []
+
+    async def on_msg(msg) -> None:  # type: ignore[no-untyped-def]
+        seen.append((msg.subject.split(".")[1], orjson.loads(msg.data)))
+
+    sub = await nc.subscribe(f"exec.*.{symbol}", cb=on_msg)
+    try:
+        yield seen
+    finally:
+        await sub.unsubscribe()
+
+
+async def _publish(service: Service, events: Sequence[Envelope]) -> None:
+    def subject(e: Envelope) -> str:
+        data = e.data  # type: ignore[attr-defined]
+        return subjects.bars("1m", data.symbol) if e.event_type == "bar.closed" else subjects.signals(data.symbol)
+
+    await service.publisher.publish_many((subject(e), e) for e in events)
+
+
+async def _until_count(seen: list, n: int) -> None:
+    async def enough() -> bool:
+        return len(seen) >= n
+
+    await wait_for(enough, timeout=15, what=f"{n} exec events")
+    await asyncio.sleep(0.3)  # anything extra would show up now
+
+
+def _ids(seen: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+    return [(kind, body["event_id"]) for kind, body in seen]
+
+
+def _interleaved(symbol: str) -> list[Envelope]:
+    bars, signals, out = scenario_bars(symbol), scenario_signals(symbol), []
+    rng = random.Random(7)
+    while bars or signals:
+        source = signals if signals and (not bars or rng.random() < 0.3) else bars
+        out.append(source.pop(0))
+    return out
+
+
+@pytest.mark.parametrize("order", ["signals_first", "bars_first", "interleaved"])
+async def test_replay_gives_the_same_events_however_streams_interleave(
+    order: str, nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    service = _service(nats_url, database_url)
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        if order == "signals_first":
+            await _publish(service, scenario_signals(symbol))
+            await _publish(service, scenario_bars(symbol))
+        elif order == "bars_first":
+            await _publish(service, scenario_bars(symbol))
+            await asyncio.sleep(0.3)  # the bars are staged and held, waiting for signals
+            await _publish(service, scenario_signals(symbol))
+        else:
+            for event in _interleaved(symbol):
+                await _publish(service, [event])
+        await _until_count(seen, 17)
+    assert _ids(seen) == expected_events(symbol)
+    trades = [body["data"] for kind, body in seen if kind == "trade"]
+    assert [(t["exit_reason"], Decimal(t["entry_price"]), Decimal(t["exit_price"])) for t in trades] == [
+        ("signal", FIRST_ENTRY, FIRST_EXIT),
+        ("stop", SECOND_ENTRY, SECOND_EXIT),
+    ]
+    assert Decimal(trades[1]["net_pnl"]) == net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    assert {body["mode"] for _, body in seen} == {"replay"}
+    assert trades[0]["strategy"] == "test-model-1"
+    reasons = [body["data"]["reason"] for kind, body in seen if kind == "rejected"]
+    assert reasons == ["no_position", "risk_reward_too_low", "no_plan"]
+
+
+async def test_live_signals_stale_rejected_fresh_traded(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    now_ms = datetime_to_ms(datetime.now(tz=UTC))
+    t0 = now_ms - now_ms % (5 * MINUTE_MS) - 5 * MINUTE_MS  # the 5m bar that just closed
+    stale = signal(symbol, -60, SignalState.BUY, plan("100", "98", "106", "3"), mode=Mode.LIVE, t0_ms=t0)
+    fresh = signal(symbol, 0, SignalState.BUY, plan("100", "98", "106", "3"), mode=Mode.LIVE, t0_ms=t0)
+    service = _service(nats_url, database_url)
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        await _publish(service, [stale, fresh])
+        await _until_count(seen, 2)  # live bars are applied as they arrive: send the fill bar after the order
+        await _publish(service, [bar(symbol, 5, "100", "101", "99.5", "100.5", mode=Mode.LIVE, t0_ms=t0)])
+        await _until_count(seen, 4)
+        reason = await service.pool.fetchval("SELECT reason FROM audit WHERE signal_id = $1", stale.event_id)
+    assert [kind for kind, _ in seen] == ["rejected", "order", "fill", "position"]
+    assert seen[0][1]["data"]["reason"] == "stale_data" == reason
+    assert seen[2][1]["data"]["price"] == "100.05" and seen[2][1]["mode"] == "live"
+
+
+async def test_redelivered_and_duplicate_events_change_nothing(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    service = _service(nats_url, database_url)
+    js = js_client.jetstream()
+    everything: list[Envelope] = [*scenario_signals(symbol), *scenario_bars(symbol)]
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        await _publish(service, everything)
+        await _until_count(seen, 17)
+        before = await _state(service)
+        for event in everything:  # a fresh Nats-Msg-Id gets past JetStream: the service must cope
+            subject = subjects.bars("1m", symbol) if event.event_type == "bar.closed" else subjects.signals(symbol)
+            await js.publish(subject, encode(event), headers={"Nats-Msg-Id": f"{event.msg_id}:again"})
+
+        async def drained() -> bool:
+            infos = [await js.consumer_info(stream, durable) for stream, durable in DURABLES]
+            return all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos)
+
+        await wait_for(drained, timeout=15, what="redeliveries consumed")
+        await asyncio.sleep(0.3)
+        assert await _state(service) == before
+    assert len(seen) == 17
+
+
+async def _state(service: Service) -> tuple[object, ...]:
+    pool = service.pool
+    return (
+        await pool.fetchval("SELECT cash FROM account"),
+        await pool.fetchval("SELECT count(*) FROM trades"),
+        await pool.fetchval("SELECT count(*) FROM audit"),
+        await pool.fetchval("SELECT count(*) FROM outbox"),
+        await pool.fetchval("SELECT count(*) FROM orders"),
+        await pool.fetchval("SELECT count(*) FROM inbox"),
+    )
+
+
+async def test_restart_mid_position_continues_and_closes(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    signals, bars = scenario_signals(symbol), scenario_bars(symbol)
+    async with collecting(js_client, symbol) as seen:
+        first = _service(nats_url, database_url)
+        async with serving(first, js_client):
+            await _publish(first, [*signals[:2], *bars[:13]])
+            await _until_count(seen, 3)  # entry order, fill, position open
+        second = _service(nats_url, database_url)
+        async with serving(second, js_client):
+            assert await second.pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol) == 20
+            await _publish(second, [*signals[2:], *bars[13:]])
+            await _until_count(seen, 17)
+    assert _ids(seen) == expected_events(symbol)
+
+
+async def test_http_account_trades_and_reset(nats_url: str, database_url: str, js_client: Client, symbol: str) -> None:
+    service = _service(nats_url, database_url)
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        await _publish(service, [*scenario_signals(symbol), *scenario_bars(symbol)])
+        await _until_count(seen, 17)
+        transport = httpx.ASGITransport(app=service.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://risk") as client:
+            account = (await client.get("/v1/account")).json()
+            trades = (await client.get("/v1/trades", params={"symbol": symbol, "limit": 10})).json()
+            positions = (await client.get("/v1/positions")).json()
+            ready = (await client.get("/health/ready")).json()
+            anonymous = await client.post("/v1/risk/reset")
+            wrong = await client.post("/v1/risk/reset", headers={"Authorization": "Bearer nope"})
+            reset = await client.post("/v1/risk/reset", headers={"Authorization": f"Bearer {TOKEN}"})
+        audit = await service.pool.fetchval("SELECT count(*) FROM audit WHERE decision = 'reset'")
+    total = net(Decimal(20), FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    assert Decimal(account["cash"]) == Decimal(account["equity"]) == Decimal(10000) + total
+    assert Decimal(account["realized_pnl"]) - Decimal(account["fees"]) == total
+    assert account["frozen"] is False and account["open_positions"] == 0
+    assert [t["exit_reason"] for t in trades] == ["stop", "signal"] and positions == []
+    assert ready["checks"]["trading"]["ok"] is True
+    assert (anonymous.status_code, wrong.status_code, reset.status_code) == (401, 401, 200)
+    assert reset.json()["peak_equity"] == account["equity"] and audit == 1
+
+
+async def test_reset_refuses_without_a_configured_token(nats_url: str, database_url: str) -> None:
+    service = _service(nats_url, database_url, token=None)
+    transport = httpx.ASGITransport(app=service.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://risk") as client:
+        response = await client.post("/v1/risk/reset", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 503 and "no token configured" in response.text

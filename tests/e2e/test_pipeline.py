@@ -74,12 +74,12 @@ def history(tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def stack(nats_url: str, database_url: str, history: list[Path], tmp_path: Path) -> Iterator[dict[str, str]]:
+def stack(private_nats_url: str, database_url: str, history: list[Path], tmp_path: Path) -> Iterator[dict[str, str]]:
     """The six services as real processes, stopped with SIGTERM at the end."""
     ports = {name: free_port() for name in SERVICES}
     env = {
         **os.environ,
-        "NATS_URL": nats_url,
+        "NATS_URL": private_nats_url,
         "DATABASE_URL": database_url,
         "SYMBOLS": ",".join(SYMBOLS),
         "INGEST_SOURCE": "replay",
@@ -143,7 +143,8 @@ async def _collect(nats_url: str, subject: str, seconds: float) -> list[dict[str
     return out
 
 
-async def test_bars_in_rollup_out(stack: dict[str, str], http: httpx.AsyncClient, nats_url: str) -> None:
+async def test_bars_in_rollup_out(stack: dict[str, str], http: httpx.AsyncClient, private_nats_url: str) -> None:
+    nats_url = private_nats_url
     await wait_for(lambda: _all_ready(http, stack), timeout=90, what="all six services ready")
 
     # aggregator: every 1m bar stored, every higher bar built from it

@@ -34,6 +34,16 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def private_nats_url(tmp_path: Path) -> Iterator[str]:
+    """A nats-server of this test's own, for tests whose services must see no other test's streams."""
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A DSN with rights to create databases: the configured server, else an embedded one."""

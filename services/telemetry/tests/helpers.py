@@ -40,16 +40,22 @@ def bar(
 
 
 def heartbeat(
-    service: str, n: int, *, checks: dict[str, bool] | None = None, status: str = "ok", at: datetime | None = None
+    service: str,
+    n: int,
+    *,
+    checks: dict[str, bool] | None = None,
+    status: str = "ok",
+    at: datetime | None = None,
+    instance: str = "test",
 ) -> HeartbeatEvent:
     return HeartbeatEvent.build(
-        event_id=f"heartbeat:{service}:test:{n}",
+        event_id=f"heartbeat:{service}:{instance}:{n}",
         source=service,
-        trace_id=trace_id_for(f"heartbeat:{service}:test"),
+        trace_id=trace_id_for(f"heartbeat:{service}:{instance}"),
         emitted_at=at,
         data=Heartbeat(
             service=service,
-            instance="test",
+            instance=instance,
             started_at=datetime(2026, 1, 1, tzinfo=UTC),
             status=status,  # type: ignore[arg-type]
             checks=checks if checks is not None else {"bus": True, "database": True, "consumers": True},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from helpers import bar
+
 from tradebus.events import Bar, Mode, Severity
 from tradebus_telemetry.quality import QualityChecker, SeriesState, advance, check_prices, check_sequence
 
@@ -89,5 +90,6 @@ def test_checker_remembers_only_what_was_committed() -> None:
 def test_series_are_separate_per_symbol_and_mode() -> None:
     checker = QualityChecker(JUMP)
     checker.commit(checker.check([(bar(0), Mode.LIVE)]))
-    later = [(bar(10), Mode.REPLAY), (bar(10, symbol="ETHUSDT", close="3000", high="3001", low="2999", open_="3000"), Mode.LIVE)]
+    eth = bar(10, symbol="ETHUSDT", open_="3000", high="3001", low="2999", close="3000")
+    later = [(bar(10), Mode.REPLAY), (eth, Mode.LIVE)]
     assert checker.check(later).findings == [[], []], "the first bar of a series only sets its baseline"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from helpers import bar, heartbeat
+
 from tradebus.events import FailurePoint, Mode, ReadinessStatus, Severity
 from tradebus.settings import SERVICES
 from tradebus_telemetry.deadletters import DeadLetterLog

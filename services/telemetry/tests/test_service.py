@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import httpx
 import nats.js.errors
 import orjson
-import pytest
 from helpers import bar, heartbeat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
 from tradebus import subjects
 from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent
 from tradebus.service import Service
@@ -32,19 +34,29 @@ async def telemetry(nc: Client, nats_url: str, database_url: str, **overrides: A
     """A telemetry service with fresh consumers (an earlier test's durables would resume) and fast clocks."""
     js = nc.jetstream()
     for stream, durable in DURABLES:
-        try:
+        with suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(stream, durable)
-        except nats.js.errors.NotFoundError:
-            pass
     fast: dict[str, Any] = {
         "heartbeat_interval_s": 0.2,
         "telemetry_heartbeat_timeout_s": 3.0,  # above the pull consumer's 1 s batching delay
         "telemetry_evaluate_interval_s": 0.1,
         "telemetry_bars_from": "new",
+        "instance": f"test-{uuid.uuid4().hex[:8]}",  # heartbeat ids restart at 0 for every service in one process
     }
     settings = TelemetrySettings(nats_url=nats_url, database_url=database_url, **(fast | overrides))
     async with running(build_service(settings)) as service:
+        await wait_for(lambda: consumers_exist(js), what="telemetry's consumers created")
         yield service
+
+
+async def consumers_exist(js: JetStreamContext) -> bool:
+    """FastStream creates the durables in the background; DeliverPolicy.NEW misses what came before."""
+    try:
+        for stream, durable in DURABLES:
+            await js.consumer_info(stream, durable)
+    except nats.js.errors.NotFoundError:
+        return False
+    return True
 
 
 async def collect(nc: Client, subject: str) -> list[Msg]:
@@ -61,9 +73,10 @@ async def collect(nc: Client, subject: str) -> list[Msg]:
 async def beat(service: Service, checks: dict[str, dict[str, bool]], alive: set[str]) -> None:
     """Heartbeats for the `alive` services every 0.2 s, each with its current checks."""
     n = 0
+    run = uuid.uuid4().hex[:8]  # heartbeat ids must not repeat within JetStream's duplicate window
     while True:
         await service.publisher.publish_many(
-            (subjects.heartbeat(s), heartbeat(s, n, checks=checks.get(s))) for s in sorted(alive)
+            (subjects.heartbeat(s), heartbeat(s, n, checks=checks.get(s), instance=run)) for s in sorted(alive)
         )
         n += 1
         await asyncio.sleep(0.2)
@@ -85,7 +98,10 @@ async def readiness_becomes(http: httpx.AsyncClient, status: str, failing: set[s
         body = (await http.get("/v1/readiness")).json()
         return body["status"] == status and {p["name"] for p in body["failure_points"] if not p["ok"]} == failing
 
-    await wait_for(reached, timeout=10, what=f"readiness {status} failing {failing} (last: {body})")
+    try:
+        await wait_for(reached, timeout=10, what=f"readiness {status} failing {failing}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last: {body}") from None
     return body
 
 
@@ -102,6 +118,7 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
 
             alive.discard("signal")
             blocked = await readiness_becomes(http, "BLOCKED", {"heartbeat:signal"})
+            await wait_for(lambda: last_published(published, "BLOCKED"), what="BLOCKED published")
             (signal,) = [p for p in blocked["failure_points"] if p["name"] == "heartbeat:signal"]
             assert signal["severity"] == "critical" and "last heartbeat" in signal["detail"]
             own = await http.get("/health/ready")
@@ -110,9 +127,11 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             alive.add("signal")
             checks["ingest"] = {"bus": True, "feed": False}
             await readiness_becomes(http, "DEGRADED", {"offline_data_source"})
+            await wait_for(lambda: last_published(published, "DEGRADED"), what="DEGRADED published")
 
             checks["ingest"]["feed"] = True
             await readiness_becomes(http, "READY", set())
+            await wait_for(lambda: last_published(published, "READY"), what="READY published")
             await nc.jetstream().publish(
                 "dlq.signal", orjson.dumps({"service": "signal", "reason": "malformed"}), headers={"Nats-Msg-Id": "t1"}
             )
@@ -122,10 +141,9 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
 
             points = (await http.get("/v1/failure-points")).json()
             assert len(points) == 12 and all(p["detection"] and p["healing"] for p in points)
-            await wait_for(
-                lambda: shows(http, 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0'), what="readiness metric"
-            )
-            assert 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0' in (await http.get("/metrics")).text
+            dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'
+            await wait_for(lambda: shows(http, dlq_down), what="dlq metric")
+            assert 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0' in (await http.get("/metrics")).text
         finally:
             beating.cancel()
         snapshots = await service.pool.fetch("SELECT status, failing FROM readiness_snapshots ORDER BY checked_at")
@@ -154,7 +172,7 @@ async def test_bar_quality_issues_are_published_stored_and_reported(
             subjects.bars("1m", symbol), conflicting.model_dump_json().encode(), headers={"Nats-Msg-Id": "t-dup"}
         )
 
-        await wait_for(lambda: _at_least(issues, 4), what="4 quality issues")
+        await wait_for(lambda: at_least(issues, 4), what="4 quality issues")
         got = {e.event_id: e for e in (QualityIssueEvent.model_validate_json(m.data) for m in issues)}
         ms = [b.open_ms for b in bars]
         assert set(got) == {
@@ -172,8 +190,8 @@ async def test_bar_quality_issues_are_published_stored_and_reported(
         assert {i["event_id"] for i in report["issues"]} == set(got)
         (feed,) = [f for f in report["feeds"] if f["symbol"] == symbol]
         assert (feed["mode"], feed["status"], feed["last_bar_time"]) == ("live", "ok", "2023-11-14T22:19:00.000Z")
-        metrics = (await http.get("/metrics")).text
-        assert f'tradebus_telemetry_quality_issues_total{{kind="ohlc",severity="critical",symbol="{symbol}"}}' in metrics
+        counted = f'tradebus_telemetry_quality_issues_total{{kind="ohlc",severity="critical",symbol="{symbol}"}}'
+        assert counted in (await http.get("/metrics")).text
 
 
 async def test_silent_live_feed_turns_stale_then_critical(nc: Client, nats_url: str, database_url: str) -> None:
@@ -205,11 +223,12 @@ async def test_silent_live_feed_turns_stale_then_critical(nc: Client, nats_url: 
     assert (statuses[symbol], statuses[replayed]) == ("critical", "no_live_feed")
 
 
-def _at_least(items: list[Msg], n: int) -> Callable[[], Any]:
-    async def enough() -> bool:
-        return len(items) >= n
+async def last_published(messages: list[Msg], status: str) -> bool:
+    return bool(messages) and ReadinessEvent.model_validate_json(messages[-1].data).data.status.value == status
 
-    return enough()  # type: ignore[return-value]
+
+async def at_least(items: list[Msg], n: int) -> bool:
+    return len(items) >= n
 
 
 def _squeeze(values: list[str]) -> list[str]:

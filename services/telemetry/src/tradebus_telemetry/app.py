@@ -8,9 +8,9 @@ from typing import Any
 
 from faststream import AckPolicy, Context
 from faststream.nats import DeliverPolicy, JStream
+
 from tradebus.events import BarEvent, FailurePoint, HeartbeatEvent, QualityIssueEvent, Readiness, ReadinessEvent
 from tradebus.service import Service
-
 from tradebus_telemetry.monitor import Monitor
 from tradebus_telemetry.report import DataQualityReport, build_report
 from tradebus_telemetry.settings import TelemetrySettings

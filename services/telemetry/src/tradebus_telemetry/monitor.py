@@ -26,7 +26,6 @@ from tradebus.events import (
 from tradebus.service import Service
 from tradebus.settings import SERVICES
 from tradebus.timeframes import datetime_to_ms
-
 from tradebus_telemetry import metrics
 from tradebus_telemetry.deadletters import DeadLetterLog
 from tradebus_telemetry.freshness import Feed, FeedBook, Thresholds

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tradebus.events import FailurePoint, Readiness, ReadinessStatus, Severity
-
 from tradebus_telemetry.deadletters import DeadLetter
 from tradebus_telemetry.freshness import Feed, Thresholds
 from tradebus_telemetry.heartbeats import Seen

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from tradebus.events import Mode, Severity, UtcDatetime
 
+from tradebus.events import Mode, Severity, UtcDatetime
 from tradebus_telemetry.freshness import Feed, Thresholds
 
 

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 import asyncpg
 import orjson
+
 from tradebus import db, metrics
 from tradebus.events import QualityIssueEvent, Readiness
 

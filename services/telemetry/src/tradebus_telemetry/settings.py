@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field
+
 from tradebus.settings import Settings
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tradebus.settings import DEFAULT_PORTS, SERVICES
 
 REPO = Path(__file__).resolve().parents[2]

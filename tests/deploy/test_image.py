@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from tradebus.embedded import free_port
 from tradebus.settings import SERVICES
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
+
 from tradebus import metrics as shared_metrics
 
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"

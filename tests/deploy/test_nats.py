@@ -13,6 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
+
 from tradebus.bus import ensure_streams
 from tradebus.embedded import free_port, nats_answers, nats_server_binary
 from tradebus.settings import SERVICES

@@ -192,6 +192,8 @@ async def test_bar_quality_issues_are_published_stored_and_reported(
         assert (feed["mode"], feed["status"], feed["last_bar_time"]) == ("live", "ok", "2023-11-14T22:19:00.000Z")
         counted = f'tradebus_telemetry_quality_issues_total{{kind="ohlc",severity="critical",symbol="{symbol}"}}'
         assert counted in (await http.get("/metrics")).text
+        asyncapi = (await http.get("/docs/asyncapi")).text
+        assert all(s in asyncapi for s in ("telemetry.quality.*", "telemetry.readiness", "bars.1m.*"))
 
 
 async def test_silent_live_feed_turns_stale_then_critical(nc: Client, nats_url: str, database_url: str) -> None:

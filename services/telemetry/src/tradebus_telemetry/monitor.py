@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 from tradebus import db, subjects
 from tradebus.events import (
-    Bar,
     BarEvent,
     HeartbeatEvent,
     Mode,
@@ -25,7 +24,7 @@ from tradebus.events import (
 )
 from tradebus.service import Service
 from tradebus.settings import SERVICES
-from tradebus.timeframes import datetime_to_ms
+from tradebus.timeframes import Interval, datetime_to_ms
 from tradebus_telemetry import metrics
 from tradebus_telemetry.deadletters import DeadLetterLog
 from tradebus_telemetry.freshness import Feed, FeedBook, Thresholds
@@ -44,38 +43,43 @@ def utc_now() -> datetime:
 
 def issue_event(
     *,
+    symbol: str,
+    interval: Interval,
+    bar_time: datetime,
     kind: IssueKind,
     severity: Severity,
     detail: str,
-    bar: Bar,
     mode: Mode,
     trace_id: str,
     detected_at: datetime,
 ) -> QualityIssueEvent:
-    """The event for an issue with `bar`, id `quality:<SYM>:<iv>:<kind>:<bar_ms>`, on the bar's trace."""
+    """An issue with the bar opening at `bar_time`: id `quality:<SYM>:<iv>:<kind>:<bar_ms>`, on the bar's trace."""
     return QualityIssueEvent.build(
-        event_id=f"quality:{bar.symbol}:{bar.interval}:{kind}:{bar.open_ms}",
+        event_id=f"quality:{symbol}:{interval}:{kind}:{datetime_to_ms(bar_time)}",
         source="telemetry",
         trace_id=trace_id,
         mode=mode,
         data=QualityIssue(
-            symbol=bar.symbol,
-            interval=bar.interval,
+            symbol=symbol,
+            interval=interval,
             kind=kind,
             severity=severity,
             detail=detail,
-            bar_time=bar.open_time,
+            bar_time=bar_time,
             detected_at=detected_at,
         ),
     )
 
 
 def _finding_event(event: BarEvent, finding: Finding, detected_at: datetime) -> QualityIssueEvent:
+    bar = event.data
     return issue_event(
+        symbol=bar.symbol,
+        interval=bar.interval,
+        bar_time=bar.open_time,
         kind=finding.kind,
         severity=finding.severity,
         detail=finding.detail,
-        bar=event.data,
         mode=event.mode,
         trace_id=event.trace_id,
         detected_at=detected_at,
@@ -185,21 +189,17 @@ class Monitor:
             feed.stale_reported_for = feed.live_bar_time
 
     def _stale_issue(self, feed: Feed, severity: Severity, now: datetime) -> QualityIssueEvent:
-        assert feed.live_bar_time is not None
-        return QualityIssueEvent.build(
-            event_id=f"quality:{feed.symbol}:1m:stale:{datetime_to_ms(feed.live_bar_time)}",
-            source="telemetry",
-            trace_id=feed.live_trace_id,
+        assert feed.live_bar_time is not None, "only live feeds go stale"
+        return issue_event(
+            symbol=feed.symbol,
+            interval="1m",
+            bar_time=feed.live_bar_time,
+            kind="stale",
+            severity=severity,
+            detail=f"no new live 1m bar for {feed.live_age_s(now) or 0.0:.0f} s",
             mode=Mode.LIVE,
-            data=QualityIssue(
-                symbol=feed.symbol,
-                interval="1m",
-                kind="stale",
-                severity=severity,
-                detail=f"no new live 1m bar for {feed.live_age_s(now) or 0.0:.0f} s",
-                bar_time=feed.live_bar_time,
-                detected_at=now,
-            ),
+            trace_id=feed.live_trace_id,
+            detected_at=now,
         )
 
     def _set_metrics(self, readiness: Readiness) -> None:

@@ -22,6 +22,7 @@ from tradebus.events import (
     ReadinessStatus,
     Severity,
 )
+from tradebus.logging import get_logger
 from tradebus.service import Service
 from tradebus.settings import SERVICES
 from tradebus.timeframes import Interval, datetime_to_ms
@@ -33,6 +34,8 @@ from tradebus_telemetry.quality import Finding, IssueKind, QualityChecker
 from tradebus_telemetry.readiness import Observations, evaluate
 from tradebus_telemetry.repository import TelemetryRepository
 from tradebus_telemetry.settings import TelemetrySettings
+
+log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -168,6 +171,8 @@ class Monitor:
             )
             await self.repository.add_snapshot(readiness)
             await self.service.publisher.publish(subjects.READINESS, event)
+            if self._last_published is None or self._last_published.status != readiness.status:
+                log.info("readiness changed", status=readiness.status.value, failing=sorted(_failing(readiness)))
             self._last_published = readiness
         return readiness
 

@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := libs/tradebus $(sort $(wildcard services/*)) libs/tradebus-cli
 MANIFESTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
+SOURCES := $(foreach p,$(PACKAGES),$(p)/src)
+MODULES := tradebus tradebus_cli $(foreach s,$(notdir $(wildcard services/*)),tradebus_$(s))
+space := $(subst ,, )
 
 .PHONY: venv up down status logs test bench lint format clean
 
@@ -39,7 +42,7 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/tradebus/src libs/tradebus-cli/src $(foreach s,$(wildcard services/*),$(s)/src)
+	MYPYPATH=$(subst $(space),:,$(SOURCES)) $(BIN)/mypy $(addprefix -p ,$(MODULES))
 
 format: venv
 	$(BIN)/ruff check --fix .

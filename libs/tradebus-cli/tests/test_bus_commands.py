@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
 from tradebus.events import BarEvent, BarSource, make_bar
 from tradebus.testing import wait_for
 

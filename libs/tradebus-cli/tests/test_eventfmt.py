@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
+
 from tradebus.events import (
     BarEvent,
     BarSource,

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
 from tradebus.embedded import free_port
 from tradebus.settings import SERVICES
 from tradebus.testing import wait_for

@@ -7,6 +7,7 @@ from decimal import Decimal
 import orjson
 import pytest
 from pydantic import ValidationError
+
 from tradebus.events import BarEvent, BarSource, Mode, make_bar, trace_id_for
 
 

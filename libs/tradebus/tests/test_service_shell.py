@@ -9,6 +9,7 @@ import httpx
 import nats
 import orjson
 import pytest
+
 from tradebus import subjects
 from tradebus.events import BarEvent, BarSource, make_bar
 from tradebus.service import CheckResult, Service

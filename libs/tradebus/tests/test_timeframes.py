@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tradebus.timeframes import (
     INTERVALS,
     bucket_start,

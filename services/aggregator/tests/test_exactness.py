@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tradebus.events import Bar
 from tradebus.timeframes import Interval, bucket_start, last_minute_of
 
 sys.path.insert(0, str(Path(__file__).parent))
 from aggregator_testkit import DATA, read_klines
+
 from tradebus_aggregator.buckets import aggregate
 from tradebus_aggregator.stream import Aggregator
 

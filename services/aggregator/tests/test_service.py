@@ -12,6 +12,7 @@ import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
+
 from tradebus import subjects
 from tradebus.bus import encode, ensure_streams
 from tradebus.events import Bar, BarEvent, Mode
@@ -21,6 +22,7 @@ from tradebus.timeframes import MINUTE_MS, datetime_to_ms, iso_utc
 
 sys.path.insert(0, str(Path(__file__).parent))
 from aggregator_testkit import minute
+
 from tradebus_aggregator.app import build_service
 from tradebus_aggregator.settings import AggregatorSettings
 

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tradebus.events import Bar
 from tradebus.timeframes import HIGHER_INTERVALS, MINUTE_MS, bucket_start, datetime_to_ms, iso_utc, last_minute_of
 
 sys.path.insert(0, str(Path(__file__).parent))
 from aggregator_testkit import minute, naive_reference
+
 from tradebus_aggregator.buckets import Minute, aggregate
 from tradebus_aggregator.stream import DESCENDING, SymbolAggregator
 

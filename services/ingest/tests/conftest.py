@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
+
 from tradebus.bus import Publisher, ensure_streams
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
 from tradebus.events import Bar, BarEvent
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from tradebus.events import Bar, BarSource
 from tradebus.timeframes import datetime_to_ms
 from tradebus_ingest.klines import Rejected, is_header, parse_row, symbol_from_name

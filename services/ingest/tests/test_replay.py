@@ -10,6 +10,7 @@ import pytest
 from ingest_support import bus_events
 from nats.aio.client import Client
 from structlog.testing import capture_logs
+
 from tradebus.bus import Publisher
 from tradebus.events import Bar, BarEvent, BarSource, Mode
 from tradebus.timeframes import datetime_to_ms

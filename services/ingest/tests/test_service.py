@@ -13,6 +13,7 @@ import httpx
 from ingest_support import ManualClock, base_settings, bus_events, ohlcv
 from nats.aio.client import Client
 from prometheus_client import REGISTRY
+
 from tradebus.events import Bar, Mode
 from tradebus.service import Service
 from tradebus.testing import running, wait_for

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+
 from tradebus_ingest.app import build_service
 from tradebus_ingest.settings import IngestSettings
 

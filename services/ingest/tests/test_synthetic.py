@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tradebus.events import BarSource
 from tradebus.timeframes import MINUTE_MS, close_time_ms, datetime_to_ms
 from tradebus_ingest import synthetic

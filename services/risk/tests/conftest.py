@@ -10,6 +10,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
+
 from tradebus.bus import ensure_streams
 
 DURABLES = (("SIGNALS", "risk-signals"), ("BARS", "risk-bars-1m"))

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side, SignalState, TradeEvent
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits

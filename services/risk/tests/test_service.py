@@ -17,6 +17,7 @@ import nats.js.errors
 import orjson
 import pytest
 from nats.aio.client import Client
+
 from tradebus import subjects
 from tradebus.bus import encode
 from tradebus.events import Envelope, Mode, SignalState

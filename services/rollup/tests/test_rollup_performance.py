@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from tradebus.events import Mode, PerformanceFigures
 from tradebus_rollup import performance, schedule
 from tradebus_rollup.performance import ClosedTrade

@@ -18,6 +18,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
+
 from tradebus import subjects
 from tradebus.bus import encode
 from tradebus.events import DailyPerformanceEvent, Direction, Mode, StrategyPerformanceEvent, Trade, TradeEvent

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import talib
 from signal_testkit import csv_files, read_rows
+
 from tradebus_signal.indicators import Atr, Bollinger, Ema, Macd, Rsi, Sma, Volatility
 
 FILES = csv_files("1m") + csv_files("1h")

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from signal_testkit import sequence
+
 from tradebus.events import BarEvent, BarSource, Direction, SignalState, make_bar
 from tradebus.timeframes import Interval
 from tradebus_signal.engine import SignalEngine, signal_from_bars

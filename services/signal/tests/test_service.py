@@ -9,6 +9,7 @@ import httpx
 import nats
 import pytest
 from signal_testkit import sequence
+
 from tradebus import subjects
 from tradebus.events import Bar, BarEvent, Mode, Signal, SignalEvent, SignalState
 from tradebus.service import Service

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, ensure_database, nats_answers, postgres_answers
 from tradebus.logging import get_logger
-
 from tradebus_cli.rundir import Dependency, ProcessRef
 
 log = get_logger(__name__)

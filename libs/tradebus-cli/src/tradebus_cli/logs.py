@@ -10,8 +10,8 @@ from typing import Final
 
 from rich.console import Console
 from rich.text import Text
-from tradebus.settings import SERVICES
 
+from tradebus.settings import SERVICES
 from tradebus_cli.rundir import RunDir, repo_root
 
 LOG_NAMES: Final = ("supervisor", *SERVICES)

@@ -89,10 +89,9 @@ def replay(
     symbol: Annotated[str | None, typer.Option(help="Symbol of the files when their names do not say it.")] = None,
 ) -> None:
     """Publish Binance kline files on bars.1m.<SYMBOL> as replayed history."""
-    from tradebus_ingest.replay import parse_speed
-
     from tradebus_cli.replay import ReplayError
     from tradebus_cli.replay import replay as run_replay
+    from tradebus_ingest.replay import parse_speed
 
     try:
         multiple = parse_speed(speed)

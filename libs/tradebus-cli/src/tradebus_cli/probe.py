@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import httpx
 from pydantic import ValidationError
+
 from tradebus.events import Readiness, ReadinessStatus
 
 PROBE_TIMEOUT_S: Final = 2.0

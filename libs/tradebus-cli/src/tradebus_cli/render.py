@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from tradebus.events import ReadinessStatus
 
+from tradebus.events import ReadinessStatus
 from tradebus_cli.probe import ReadinessReport, ServiceHealth
 from tradebus_cli.rundir import Dependency
 

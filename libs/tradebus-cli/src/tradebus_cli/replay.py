@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import nats
 from rich.console import Console
+
 from tradebus.bus import Publisher, ensure_streams
 from tradebus.embedded import nats_answers
-from tradebus_ingest.replay import KlineFile, ReplayReport, kline_files, replay_files
-
 from tradebus_cli.render import progress_bar
+from tradebus_ingest.replay import KlineFile, ReplayReport, kline_files, replay_files
 
 
 class ReplayError(Exception):

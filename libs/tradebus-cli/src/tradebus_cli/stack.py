@@ -16,8 +16,8 @@ import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
-from tradebus.settings import SERVICES, url_for
 
+from tradebus.settings import SERVICES, url_for
 from tradebus_cli import probe
 from tradebus_cli.processes import alive, kill, terminate, wait_gone
 from tradebus_cli.render import deps_table, print_readiness, progress_bar, services_table

@@ -20,7 +20,6 @@ from typing import Final
 
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import SERVICES, port_for, url_for
-
 from tradebus_cli import deps
 from tradebus_cli.deps import redact
 from tradebus_cli.processes import stop_processes

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import nats
 from rich.console import Console
-from tradebus.embedded import nats_answers
 
+from tradebus.embedded import nats_answers
 from tradebus_cli.eventfmt import describe
 
 

@@ -108,6 +108,10 @@ class BatchConsumer(Generic[E]):
         publisher: Callable[[], Publisher],
         stream: str,
         durable: str,
+        subject: str,
+        batch_size: int = 500,
+        deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+        ack_wait_s: float = 60.0,
         accept: Callable[[str], bool] | None = None,
     ) -> None:
         self.service = service
@@ -116,37 +120,35 @@ class BatchConsumer(Generic[E]):
         self.handler = handler
         self.stream = stream
         self.durable = durable
+        self.subject = subject
+        self.batch_size = batch_size
+        self._config = ConsumerConfig(
+            durable_name=durable,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ack_wait_s,
+            max_ack_pending=batch_size * 20,
+            deliver_policy=deliver_policy,
+        )
         self._publisher = publisher
         self._accept = accept
         self.last_batch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop
 
-    async def run(
-        self,
-        nc: NatsClient,
-        *,
-        subject: str,
-        batch_size: int,
-        deliver_policy: DeliverPolicy,
-        ack_wait_s: float = 60.0,
-    ) -> None:
+    async def ensure(self, js: JetStreamContext) -> None:
+        """Create the durable; an existing one with another config is kept (and logged)."""
+        try:
+            await js.add_consumer(self.stream, config=self._config)
+        except nats.js.errors.APIError as exc:  # 400 or 500 by server version, for the same conflict
+            log.warning("durable exists with another config; keeping it", durable=self.durable, error=str(exc))
+
+    async def run(self, nc: NatsClient) -> None:
         """Pull continuously until `stop()`: one outstanding pull request, messages handled as
         they arrive, in chunks of whatever has arrived (so batches grow under load and a lone
         live message is handled at once — FastStream's batch fetch waits for a full batch)."""
-        js = nc.jetstream()
-        await _ensure_consumer(
-            js,
-            self.stream,
-            ConsumerConfig(
-                durable_name=self.durable,
-                filter_subject=subject,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ack_wait_s,
-                max_ack_pending=batch_size * 20,
-                deliver_policy=deliver_policy,
-            ),
-        )
+        await self.ensure(nc.jetstream())  # again: a restarted loop may find the durable deleted
+        batch_size = self.batch_size
         queue = self._queue
 
         async def enqueue(msg: Msg) -> None:
@@ -265,16 +267,6 @@ def _status_of(msg: Msg) -> str | None:
     if msg.data or not msg.headers:
         return None
     return msg.headers.get("Status")
-
-
-async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable; an existing one with another config is updated where the server allows."""
-    try:
-        await js.add_consumer(stream, config=config)
-    except nats.js.errors.BadRequestError as exc:
-        log.warning(
-            "durable consumer exists with another config; keeping it", durable=config.durable_name, error=str(exc)
-        )
 
 
 def _backoff(msg: Msg) -> float:

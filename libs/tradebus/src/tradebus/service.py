@@ -33,6 +33,7 @@ from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, e
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import Settings, port_for
+from tradebus.timeframes import datetime_to_ms
 
 log = get_logger(__name__)
 
@@ -60,6 +61,7 @@ class Service:
         self.version = version
         self.instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = datetime.now(tz=UTC)
+        self._started_ms = datetime_to_ms(self.started_at)
         self.broker = NatsBroker(
             settings.nats_url,
             name=f"tradebus-{name}",
@@ -74,7 +76,7 @@ class Service:
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
         self._publisher: Publisher | None = None
-        self._consumers: list[tuple[BatchConsumer[Any], dict[str, Any]]] = []
+        self._consumers: list[BatchConsumer[Any]] = []
         self._checks: dict[str, tuple[CheckFn, bool]] = {}
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -123,11 +125,12 @@ class Service:
                 publisher=lambda: self.publisher,
                 stream=stream,
                 durable=f"{self.name}-{name}",
+                subject=subject,
+                batch_size=batch_size,
+                deliver_policy=deliver_policy,
                 accept=accept,
             )
-            self._consumers.append(
-                (consumer, {"subject": subject, "batch_size": batch_size, "deliver_policy": deliver_policy})
-            )
+            self._consumers.append(consumer)
             self._document_subscriber(stream, subject, model, f"{self.name}:{name}", handler.__doc__ or "")
             return handler
 
@@ -184,19 +187,21 @@ class Service:
             await hook()
         await self.broker.start()  # FastStream subscribers a service registers itself (not hot paths)
         nc = self.broker.connection
-        pulls = [functools.partial(consumer.run, nc, **options) for consumer, options in self._consumers]
+        for consumer in self._consumers:  # durables exist when start() returns: nothing published is missed
+            await consumer.ensure(js)
+        pulls = [functools.partial(consumer.run, nc) for consumer in self._consumers]
         self._consumer_tasks = [asyncio.create_task(self._supervise(pull)) for pull in pulls]
         self._consuming = True
         loops = (self._heartbeat, self._watch_lag, *self._loops)
         self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
-        log.info("service started", instance=self.instance, consumers=[c.name for c, _ in self._consumers])
+        log.info("service started", instance=self.instance, consumers=[c.name for c in self._consumers])
 
     async def stop(self) -> None:
         self.stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for consumer, _ in self._consumers:
+        for consumer in self._consumers:
             consumer.stop()
         _, pending = await asyncio.wait(self._consumer_tasks, timeout=20.0) if self._consumer_tasks else ((), ())
         for task in pending:
@@ -231,7 +236,7 @@ class Service:
             status, checks = await self.readiness()
             metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
             event = HeartbeatEvent.build(
-                event_id=f"heartbeat:{self.name}:{self.instance}:{beat}",
+                event_id=f"heartbeat:{self.name}:{self.instance}:{self._started_ms}:{beat}",
                 source=self.name,
                 trace_id=trace_id_for(f"heartbeat:{self.name}:{self.instance}"),
                 data=Heartbeat(
@@ -252,7 +257,7 @@ class Service:
     async def _watch_lag(self) -> None:
         js = self.broker.connection.jetstream()
         while True:
-            for consumer, _ in self._consumers:
+            for consumer in self._consumers:
                 try:
                     lag = await consumer_lag(js, consumer)
                 except Exception as exc:  # noqa: BLE001 - lag is best effort; readiness covers the bus
@@ -304,10 +309,10 @@ class Service:
             return CheckResult(True, "no consumers")
         if not self._consuming:
             return CheckResult(False, "consumers not started")
-        dead = [c.name for (c, _), t in zip(self._consumers, self._consumer_tasks, strict=True) if t.done()]
+        dead = [c.name for c, t in zip(self._consumers, self._consumer_tasks, strict=True) if t.done()]
         if dead:
             return CheckResult(False, f"consumers stopped: {', '.join(dead)}")
-        names = ", ".join(c.name for c, _ in self._consumers)
+        names = ", ".join(c.name for c in self._consumers)
         return CheckResult(True, f"consuming: {names}")
 
     # ----------------------------------------------------------------- HTTP

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query
+
 from tradebus import subjects
 from tradebus.events import Bar, BarEvent
 from tradebus.logging import get_logger
 from tradebus.service import Service
 from tradebus.timeframes import HIGHER_INTERVALS, INTERVALS, MINUTE_MS, Interval, bucket_start, parse_interval
-
 from tradebus_aggregator import metrics
 from tradebus_aggregator.repository import BarRepository
 from tradebus_aggregator.settings import AggregatorSettings

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
 from tradebus import metrics
 from tradebus.events import Bar, BarSource, make_bar
 from tradebus.timeframes import Interval, bucket_start, datetime_to_ms, ms_to_datetime
-
 from tradebus_aggregator.buckets import Minute
 
 _COLUMNS = (

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from tradebus.events import Bar
 from tradebus.timeframes import HIGHER_INTERVALS, MINUTE_MS, Interval, bucket_start, interval_ms, last_minute_of
-
 from tradebus_aggregator.buckets import Bucket, Minute, bucket_of
 
 DESCENDING: tuple[Interval, ...] = tuple(reversed(HIGHER_INTERVALS))

@@ -11,7 +11,6 @@ from typing import Any
 from tradebus.events import BarEvent, BarSource
 from tradebus.service import CheckResult, Service
 from tradebus.timeframes import iso_utc
-
 from tradebus_ingest.clock import Clock, WallClock
 from tradebus_ingest.feed import FeedStatus, ReplayFeed, SyntheticFeed
 from tradebus_ingest.replay import kline_files

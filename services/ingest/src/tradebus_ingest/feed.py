@@ -20,7 +20,6 @@ from tradebus.bus import Publisher
 from tradebus.events import Bar, BarSource, Mode
 from tradebus.logging import get_logger
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms, iso_utc, ms_to_datetime
-
 from tradebus_ingest import synthetic
 from tradebus_ingest.clock import Clock, last_closed_minute
 from tradebus_ingest.publishing import publish_bars

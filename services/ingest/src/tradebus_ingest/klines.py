@@ -15,6 +15,7 @@ from pathlib import PurePath
 from typing import Final
 
 from pydantic import ValidationError
+
 from tradebus.events import Bar, BarSource, make_bar
 from tradebus.timeframes import MINUTE_MS, close_time_ms
 

@@ -8,6 +8,7 @@ from typing import Final
 
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
+
 from tradebus.events import Bar
 from tradebus.timeframes import datetime_to_ms
 

@@ -8,7 +8,6 @@ from tradebus import subjects
 from tradebus.bus import Publisher
 from tradebus.events import Bar, BarEvent, Mode
 from tradebus.timeframes import now_ms
-
 from tradebus_ingest import metrics
 
 

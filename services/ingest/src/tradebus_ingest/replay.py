@@ -24,7 +24,6 @@ from typing import IO, Final
 from tradebus.bus import Publisher
 from tradebus.events import Bar, Mode
 from tradebus.logging import get_logger
-
 from tradebus_ingest import metrics
 from tradebus_ingest.klines import Rejected, is_header, parse_row, symbol_from_name
 from tradebus_ingest.publishing import publish_bars

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Final
 
 import asyncpg
+
 from tradebus import metrics as shared_metrics
 from tradebus.events import Bar
 

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
-from tradebus.settings import Settings
 
+from tradebus.settings import Settings
 from tradebus_ingest.replay import parse_speed
 
 SourceChoice = Literal["auto", "synthetic", "replay"]

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Query
 from faststream.nats import DeliverPolicy
+
 from tradebus.events import (
     BarEvent,
     FillEvent,
@@ -21,7 +22,6 @@ from tradebus.events import (
 )
 from tradebus.logging import get_logger
 from tradebus.service import CheckResult, Service
-
 from tradebus_risk.desk import Desk
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, position_view, trade_view

@@ -29,7 +29,6 @@ from tradebus.events import (
     Trade,
     TradeEvent,
 )
-
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import exit_trigger, fee, quantise_down, slipped
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder

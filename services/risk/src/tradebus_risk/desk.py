@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
+
 from tradebus.bus import Publisher
 from tradebus.events import (
     BarEvent,
@@ -31,7 +32,6 @@ from tradebus.events import (
 )
 from tradebus.logging import get_logger
 from tradebus.timeframes import interval_ms
-
 from tradebus_risk import metrics
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from tradebus.events import Mode, Side, TradeEvent
 
+from tradebus.events import Mode, Side, TradeEvent
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import StreamMarks

@@ -15,7 +15,6 @@ from typing import Literal
 
 from tradebus.events import Signal, SignalState
 from tradebus.timeframes import interval_ms
-
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.sizing import size_entry
 

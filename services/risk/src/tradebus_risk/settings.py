@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from tradebus.settings import Settings
 
+from tradebus.settings import Settings
 from tradebus_risk.limits import RiskLimits
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradebus.events import Side
-
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import quantise_down, slipped
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from tradebus.timeframes import iso_utc
 
+from tradebus.timeframes import iso_utc
 from tradebus_risk.book import Book
 from tradebus_risk.records import Holding
 

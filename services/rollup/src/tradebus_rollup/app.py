@@ -9,6 +9,7 @@ from datetime import date
 from typing import Final
 
 from fastapi import Depends, Header, HTTPException, Query
+
 from tradebus import subjects
 from tradebus.events import (
     DailyPerformance,
@@ -18,7 +19,6 @@ from tradebus.events import (
     TradeEvent,
 )
 from tradebus.service import Service
-
 from tradebus_rollup.repository import SERVICE, RollupRepository
 from tradebus_rollup.rollup import Recomputed, Rollup
 from tradebus_rollup.settings import RollupSettings

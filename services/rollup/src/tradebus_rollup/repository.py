@@ -18,9 +18,9 @@ from typing import Final, NamedTuple
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from prometheus_client.context_managers import Timer
+
 from tradebus import metrics
 from tradebus.events import DailyPerformance, Mode, PerformanceFigures, StrategyPerformance, TradeEvent
-
 from tradebus_rollup.performance import ClosedTrade
 
 SERVICE: Final = "rollup"

@@ -28,7 +28,6 @@ from tradebus.events import (
     trace_id_for,
 )
 from tradebus.logging import get_logger
-
 from tradebus_rollup import metrics, performance, schedule
 from tradebus_rollup.repository import DAILY, SERVICE, STRATEGY, PerformanceRow, RollupRepository, TableSql
 from tradebus_rollup.settings import RollupSettings

@@ -6,6 +6,7 @@ from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr, field_validator
+
 from tradebus.settings import Settings
 
 

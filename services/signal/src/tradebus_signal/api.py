@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-from tradebus.events import Symbol
 
+from tradebus.events import Symbol
 from tradebus_signal.settings import MAX_BAR_LIMIT
 
 Horizon = Literal["5m", "15m", "1h", "4h", "1d"]

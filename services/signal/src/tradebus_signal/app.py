@@ -8,12 +8,12 @@ from datetime import timedelta
 import orjson
 from fastapi import HTTPException, Query
 from fastapi.responses import Response
+
 from tradebus import subjects
 from tradebus.events import BarEvent, Signal, SignalEvent
 from tradebus.logging import get_logger
 from tradebus.service import Service
 from tradebus.timeframes import Interval, interval_ms
-
 from tradebus_signal.api import RequestSymbol, SignalRequest
 from tradebus_signal.engine import SERVICE, SignalEngine, signal_from_bars
 from tradebus_signal.metrics import COMPUTE_SECONDS, SIGNALS

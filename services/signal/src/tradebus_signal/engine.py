@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from tradebus.events import Bar, BarEvent, Signal, SignalEvent, signal_event_id
 from tradebus.timeframes import Interval
-
 from tradebus_signal.model import decide
 from tradebus_signal.params import ModelParams
 from tradebus_signal.series import Applied, HorizonView, Series

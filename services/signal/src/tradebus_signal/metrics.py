@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
+
 from tradebus.metrics import LATENCY_BUCKETS
 
 SIGNALS = Counter("tradebus_signal_signals_total", "Signals emitted, by symbol and state.", ["symbol", "state"])

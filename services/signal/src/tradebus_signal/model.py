@@ -14,7 +14,6 @@ from tradebus.events import (
     Signal,
     SignalState,
 )
-
 from tradebus_signal.explain import explanation
 from tradebus_signal.params import MODEL_VERSION, ModelParams
 from tradebus_signal.plan import trade_plan

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradebus.events import Bar, Direction, TradePlan
-
 from tradebus_signal.params import ModelParams
 
 

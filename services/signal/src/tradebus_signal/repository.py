@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
+
 from tradebus import metrics
 from tradebus.events import Bar, SignalEvent
 

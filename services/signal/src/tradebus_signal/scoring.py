@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from tradebus.events import Direction, SignalState
 from tradebus.timeframes import minutes_in
-
 from tradebus_signal.params import ModelParams
 from tradebus_signal.series import HorizonView
 

@@ -11,7 +11,6 @@ from itertools import islice
 
 from tradebus.events import Bar
 from tradebus.timeframes import Interval
-
 from tradebus_signal.features import Features, IndicatorBank
 from tradebus_signal.params import ModelParams
 

@@ -7,9 +7,9 @@ from typing import Annotated, Final
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+
 from tradebus.settings import Settings
 from tradebus.timeframes import Interval
-
 from tradebus_signal.params import ModelParams
 
 HORIZONS: Final[tuple[Interval, ...]] = ("5m", "15m", "1h", "4h", "1d")

@@ -280,4 +280,4 @@ async def test_reset_refuses_without_a_configured_token(nats_url: str, database_
     transport = httpx.ASGITransport(app=service.app())
     async with httpx.AsyncClient(transport=transport, base_url="http://risk") as client:
         response = await client.post("/v1/risk/reset", headers={"Authorization": "Bearer anything"})
-    assert response.status_code == 503 and "no token configured" in response.text
+    assert response.status_code == 503 and "TRADEBUS_API_TOKEN is not configured" in response.text

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Query
+from fastapi import Depends, Query
 from faststream.nats import DeliverPolicy
 
+from tradebus.auth import bearer_token_guard
 from tradebus.events import (
     BarEvent,
     FillEvent,
@@ -102,14 +102,6 @@ def build_service(settings: RiskSettings) -> Service:
             return CheckResult(False, f"max open positions reached ({status.open_positions})")
         return CheckResult(True, f"{status.open_positions} of {limits.max_open_positions} positions open")
 
-    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = settings.tradebus_api_token.get_secret_value() if settings.tradebus_api_token else ""
-        if not token:
-            raise HTTPException(503, "no token configured (set TRADEBUS_API_TOKEN)")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
     @service.router.get("/v1/account", tags=["risk"])
     async def get_account() -> dict[str, Any]:
         return account_view(await desk.repo.load_book(service.pool))
@@ -125,9 +117,11 @@ def build_service(settings: RiskSettings) -> Service:
     ) -> list[dict[str, Any]]:
         return [trade_view(r) for r in await desk.repo.trades(symbol, limit)]
 
-    @service.router.post("/v1/risk/reset", tags=["risk"])
-    async def reset(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        require_token(authorization)
+    @service.router.post(
+        "/v1/risk/reset", tags=["risk"], dependencies=[Depends(bearer_token_guard(settings.tradebus_api_token))]
+    )
+    async def reset() -> dict[str, Any]:
+        """Clear the drawdown freeze and restart the peak at the current equity (audited)."""
         return account_view(await desk.reset())
 
     return service

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from fastapi import Depends, Header, HTTPException, Query
+from fastapi import Depends, HTTPException, Query
 
 from tradebus import subjects
+from tradebus.auth import bearer_token_guard
 from tradebus.events import (
     DailyPerformance,
     DailyPerformanceEvent,
@@ -57,27 +57,13 @@ def create(settings: RollupSettings) -> RollupService:
     service.publishes(
         subjects.ROLLUP_STRATEGY, StrategyPerformanceEvent, "a strategy's performance, when its figures change"
     )
-    _routes(service, rollup, _bearer_token(settings))
+    _routes(service, rollup, bearer_token_guard(settings.tradebus_api_token))
     return RollupService(service, rollup)
 
 
 def _check_range(first: date | None, last: date | None) -> None:
     if first is not None and last is not None and first > last:
         raise HTTPException(422, f"from ({first}) is after to ({last})")
-
-
-def _bearer_token(settings: RollupSettings) -> Callable[..., Awaitable[None]]:
-    """A dependency that admits only `Authorization: Bearer <TRADEBUS_API_TOKEN>`."""
-
-    async def require(authorization: str | None = Header(default=None)) -> None:
-        expected = settings.tradebus_api_token.get_secret_value() if settings.tradebus_api_token else ""
-        if not expected:
-            raise HTTPException(503, "TRADEBUS_API_TOKEN is not configured; mutating endpoints are disabled")
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-    return require
 
 
 def _routes(service: Service, rollup: Rollup, authorised: Callable[..., Awaitable[None]]) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
 from tradebus.events import Bar, BarSource, make_bar
+from tradebus.testing import read_kline_csv
 from tradebus.timeframes import MINUTE_MS, Interval, bucket_start, interval_ms
 
 DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
@@ -35,25 +35,8 @@ def minute(
 
 
 def read_klines(path: Path, interval: Interval, symbol: str = "TESTPAIR") -> list[Bar]:
-    """Binance's 12-column kline CSV (ms times; empty quote volume and trade count read as 0)."""
-    with path.open(newline="") as fh:
-        return [
-            make_bar(
-                symbol,
-                interval,
-                int(row[0]),
-                Decimal(row[1]),
-                Decimal(row[2]),
-                Decimal(row[3]),
-                Decimal(row[4]),
-                Decimal(row[5]),
-                Decimal(row[7] or 0),
-                int(row[8] or 0),
-                BarSource.BINANCE_REST,
-            )
-            for row in csv.reader(fh)
-            if row
-        ]
+    """Binance's 12-column kline CSV as exchange bars."""
+    return read_kline_csv(path, symbol, interval, BarSource.BINANCE_REST)
 
 
 def naive_reference(bars_1m: Iterable[Bar], interval: Interval) -> dict[tuple[str, int], Bar]:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tradebus.events import Bar, BarSource, make_bar
+from tradebus.testing import read_kline_csv
 from tradebus.timeframes import Interval, bucket_start, interval_ms, last_minute_of, minutes_in
 
 DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
@@ -23,22 +24,7 @@ def read_rows(path: Path) -> list[list[str]]:
 
 def read_bars(path: Path, symbol: str, interval: Interval) -> list[Bar]:
     """The file's bars, as the aggregator would publish them."""
-    return [
-        make_bar(
-            symbol,
-            interval,
-            int(row[0]),
-            Decimal(row[1]),
-            Decimal(row[2]),
-            Decimal(row[3]),
-            Decimal(row[4]),
-            Decimal(row[5]),
-            Decimal(row[7] or "0"),
-            int(row[8] or 0),
-            BarSource.AGGREGATED,
-        )
-        for row in read_rows(path)
-    ]
+    return read_kline_csv(path, symbol, interval, BarSource.AGGREGATED)
 
 
 def aggregate(minutes: list[Bar], intervals: tuple[Interval, ...]) -> list[Bar]:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
 
+from tradebus.events import Bar, BarSource, make_bar
 from tradebus.service import Service
+from tradebus.timeframes import Interval
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
@@ -27,3 +32,26 @@ async def running(service: Service) -> AsyncIterator[Service]:
         yield service
     finally:
         await service.stop()
+
+
+def read_kline_csv(path: Path, symbol: str, interval: Interval, source: BarSource) -> list[Bar]:
+    """A test fixture file in Binance's 12-column kline layout (ms times; empty quote volume and
+    trade count read as 0) as Bars — the test's own reading, independent of ingest's parser."""
+    with path.open(newline="") as fh:
+        return [
+            make_bar(
+                symbol,
+                interval,
+                int(row[0]),
+                Decimal(row[1]),
+                Decimal(row[2]),
+                Decimal(row[3]),
+                Decimal(row[4]),
+                Decimal(row[5]),
+                Decimal(row[7] or 0),
+                int(row[8] or 0),
+                source,
+            )
+            for row in csv.reader(fh)
+            if row
+        ]

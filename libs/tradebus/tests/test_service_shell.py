@@ -41,8 +41,8 @@ async def _wait_for(predicate, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-async def demo(nats_url: str, database_url: str):
-    settings = Settings(nats_url=nats_url, database_url=database_url, heartbeat_interval_s=0.2)
+async def demo(private_nats_url: str, database_url: str):
+    settings = Settings(nats_url=private_nats_url, database_url=database_url, heartbeat_interval_s=0.2)
     service = Service("demo", settings, migrations="migrations_demo")
     seen: list[BarEvent] = []
 
@@ -67,9 +67,9 @@ async def demo(nats_url: str, database_url: str):
         await service.stop()
 
 
-async def test_consumes_dedupes_and_dead_letters(demo, nats_url: str) -> None:
+async def test_consumes_dedupes_and_dead_letters(demo, private_nats_url: str) -> None:
     service, seen = demo
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(private_nats_url)
     js = nc.jetstream()
     dlq = await js.subscribe("dlq.demo", durable="t-dlq")
     events = [_bar_event(i) for i in range(50)]

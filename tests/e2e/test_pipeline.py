@@ -213,13 +213,13 @@ async def test_bars_in_rollup_out(stack: dict[str, str], http: httpx.AsyncClient
     # a malformed message on every consumed subject goes to dlq.<service>; nobody dies
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    for subject in ("bars.1m.BTCUSDT", "signals.BTCUSDT", "exec.trade.BTCUSDT"):
+    for subject in ("bars.1m.BTCUSDT", "bars.5m.BTCUSDT", "signals.BTCUSDT", "exec.trade.BTCUSDT"):
         await js.publish(subject, b'{"event_id": "garbage"', headers={"Nats-Msg-Id": f"garbage:{subject}"})
     await nc.close()
 
     async def dead_lettered() -> bool:
         services = {e["service"] for e in await _collect(nats_url, "dlq.>", 0.5)}
-        return services >= {"aggregator", "risk", "telemetry", "rollup"}
+        return services >= {"aggregator", "signal", "risk", "telemetry", "rollup"}
 
     await wait_for(dead_lettered, timeout=30, what="garbage dead-lettered by every consumer")
     await asyncio.sleep(1)

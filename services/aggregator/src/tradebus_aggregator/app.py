@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import HTTPException, Query
 
 from tradebus import subjects
-from tradebus.events import Bar, BarEvent
+from tradebus.events import BarEvent
 from tradebus.logging import get_logger
 from tradebus.service import Service
 from tradebus.timeframes import HIGHER_INTERVALS, INTERVALS, MINUTE_MS, Interval, bucket_start, parse_interval
@@ -59,15 +59,13 @@ class Aggregation:
             self._dirty.clear()
         try:
             await self._load_history(events)
-            bars_1m: list[Bar] = []
-            out: list[BarEvent] = []
-            for event in events:
-                outcome = self.state.apply(event.data)
-                if outcome.stored:
-                    bars_1m.append(event.data)
-                out.extend(BarEvent.of(b, source=NAME, mode=event.mode, trace_id=event.trace_id) for b in outcome.bars)
+            outcome = self.state.apply_batch([e.data for e in events])
+            out = [
+                BarEvent.of(bar, source=NAME, mode=events[i].mode, trace_id=events[i].trace_id)
+                for i, bar in outcome.bars
+            ]
             await self._service.publisher.publish_many((subjects.bars(e.data.interval, e.data.symbol), e) for e in out)
-            await self.repo.save([*bars_1m, *(e.data for e in out)])
+            await self.repo.save([*outcome.stored, *(e.data for e in out)])
         except Exception:
             self._dirty |= symbols
             raise

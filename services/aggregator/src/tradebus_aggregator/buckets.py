@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from tradebus.events import Bar, BarSource, make_bar
 from tradebus.timeframes import Interval, bucket_start, minutes_in
@@ -20,9 +21,9 @@ from tradebus.timeframes import Interval, bucket_start, minutes_in
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Minute:
-    """A 1m bar reduced to what aggregation needs (kept in memory for the open week)."""
+class Minute(NamedTuple):
+    """A 1m bar reduced to what aggregation needs (kept in memory for the open week; a tuple
+    because the batch path makes one per minute)."""
 
     open_ms: int
     open: Decimal
@@ -35,9 +36,10 @@ class Minute:
     revision: int = 0
 
     @classmethod
-    def of(cls, bar: Bar) -> Minute:
+    def of(cls, bar: Bar, open_ms: int | None = None) -> Minute:
+        """`bar` reduced; pass its `open_ms` when already known (it is a datetime conversion)."""
         return cls(
-            bar.open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume, bar.trades, bar.revision
+            bar.open_ms if open_ms is None else open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume, bar.trades, bar.revision
         )
 
 
@@ -61,19 +63,50 @@ class Bucket:
 
     def add(self, m: Minute) -> None:
         """Fold in a minute not yet in the bucket."""
-        self.minutes += 1
-        if m.volume > 0:
+        traded = m.open_ms if m.volume > 0 else None
+        self._fold(1, traded, m.open, m.high, m.low, m.open_ms, m.close, m.volume, m.quote_volume, m.trades)
+
+    def absorb(self, other: Bucket) -> None:
+        """Fold in the aggregate of other minutes of the same bucket (none of them in this one)."""
+        self._fold(
+            other.minutes,
+            other.first_traded_ms,
+            other.open,
+            other.high,
+            other.low,
+            other.last_ms,
+            other.close,
+            other.volume,
+            other.quote_volume,
+            other.trades,
+        )
+
+    def _fold(
+        self,
+        minutes: int,
+        first_traded_ms: int | None,
+        open_: Decimal,
+        high: Decimal,
+        low: Decimal,
+        last_ms: int,
+        close: Decimal,
+        volume: Decimal,
+        quote_volume: Decimal,
+        trades: int,
+    ) -> None:
+        self.minutes += minutes
+        if first_traded_ms is not None:
             if self.first_traded_ms is None:
-                self.high, self.low = m.high, m.low
+                self.high, self.low = high, low
             else:
-                self.high, self.low = max(self.high, m.high), min(self.low, m.low)
-            if self.first_traded_ms is None or m.open_ms < self.first_traded_ms:
-                self.first_traded_ms, self.open = m.open_ms, m.open
-        if m.open_ms > self.last_ms:
-            self.last_ms, self.close = m.open_ms, m.close
-        self.volume += m.volume
-        self.quote_volume += m.quote_volume
-        self.trades += m.trades
+                self.high, self.low = max(self.high, high), min(self.low, low)
+            if self.first_traded_ms is None or first_traded_ms < self.first_traded_ms:
+                self.first_traded_ms, self.open = first_traded_ms, open_
+        if last_ms > self.last_ms:
+            self.last_ms, self.close = last_ms, close
+        self.volume += volume
+        self.quote_volume += quote_volume
+        self.trades += trades
 
     @property
     def complete(self) -> bool:

@@ -69,7 +69,7 @@ ORDER BY open_time DESC
 LIMIT $5
 """
 
-COUNT_BARS = "SELECT symbol, interval, count(*) AS n FROM bars GROUP BY symbol, interval ORDER BY symbol"
+COUNT_BARS = "SELECT symbol, interval, bars AS n FROM bar_counts ORDER BY symbol"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,7 @@ class BarRepository:
         return [_bar(r) for r in reversed(rows)]
 
     async def counts(self) -> dict[str, dict[str, int]]:
-        """Bar counts per symbol and interval."""
+        """Bar counts per symbol and interval (kept by a trigger, see V002)."""
         with metrics.DB_SECONDS.labels(self._service, "count_bars").time():
             rows = await self._pool.fetch(COUNT_BARS)
         out: dict[str, dict[str, int]] = {}

@@ -38,9 +38,8 @@ class Minute(NamedTuple):
     @classmethod
     def of(cls, bar: Bar, open_ms: int | None = None) -> Minute:
         """`bar` reduced; pass its `open_ms` when already known (it is a datetime conversion)."""
-        return cls(
-            bar.open_ms if open_ms is None else open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume, bar.trades, bar.revision
-        )
+        at = bar.open_ms if open_ms is None else open_ms
+        return cls(at, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume, bar.trades, bar.revision)
 
 
 @dataclass(slots=True)

@@ -124,9 +124,9 @@ class SymbolAggregator:
     def append_run(self, bars: Sequence[Bar], times: Sequence[int]) -> list[tuple[int, Bar]]:
         """Take in new minutes, ascending and each one `appends`, in one vectorised pass.
 
-        `times` are the bars' open times (ms). Returns (run index of the minute that closed it, bar) exactly as `apply` minute by minute
-        would publish them: buckets close at their last minute or at the first minute after them,
-        intervals descending, older buckets first.
+        `times` are the bars' open times (ms). Returns (run index of the minute that closed it,
+        bar) exactly as `apply` minute by minute would publish them: buckets close at their last
+        minute or at the first minute after them, intervals descending, older buckets first.
         """
         run_ms = np.fromiter(times, np.int64, len(times))
         closed: list[tuple[int, int, int, Bucket]] = []

@@ -1,0 +1,56 @@
+"""The bus and database a bench run owns: a private nats-server, a PostgreSQL that can create databases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nats
+import nats.js.errors
+
+from tradebus import subjects
+from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
+
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+"""The test suite's default (tradebus.testing.fixtures), not imported: that module needs pytest."""
+
+
+@contextmanager
+def private_nats(work_dir: Path) -> Iterator[str]:
+    """A JetStream nats-server on a free port with its store under `work_dir`, stopped on exit."""
+    server = EmbeddedNats(work_dir / "nats").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def admin_postgres(work_dir: Path) -> Iterator[str]:
+    """The configured PostgreSQL (TRADEBUS_TEST_ADMIN_DSN, default 127.0.0.1:5432) when it
+    answers, else an embedded one under `work_dir`, as the test suite picks it."""
+    configured = os.environ.get("TRADEBUS_TEST_ADMIN_DSN", DEFAULT_ADMIN_DSN)
+    if postgres_answers(configured):
+        yield configured
+        return
+    server = EmbeddedPostgres(work_dir / "postgres")
+    try:
+        yield server.dsn("postgres")
+    finally:
+        server.stop()
+
+
+async def reset_streams(nats_url: str) -> None:
+    """Delete every contract stream (and so every durable): the next stack starts from an empty bus."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        for spec in subjects.STREAMS:
+            try:
+                await js.delete_stream(spec.name)
+            except nats.js.errors.NotFoundError:
+                continue
+    finally:
+        await nc.close()

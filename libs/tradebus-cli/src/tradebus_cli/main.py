@@ -51,6 +51,31 @@ def status() -> None:
     raise typer.Exit(stack.status(console))
 
 
+@app.command()
+def bench(
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes: proves every benchmark runs (no docs).")] = False,
+    only: Annotated[str | None, typer.Option(help="Benchmarks or figure keys, e.g. replay,indicators.")] = None,
+    json_path: Annotated[str, typer.Option("--json", help="Where to write the figures as JSON.")] = "",
+    no_docs: Annotated[bool, typer.Option("--no-docs", help="Do not rewrite docs/BENCHMARKS.md.")] = False,
+) -> None:
+    """Measure the pipeline against raw NATS / PostgreSQL / TA-Lib baselines on a private bus and database."""
+    from pathlib import Path
+
+    from tradebus_cli.bench.runner import REPO_ROOT, Options, UnknownBench, run
+
+    options = Options(
+        smoke=smoke,
+        only=frozenset(k.strip() for k in only.split(",") if k.strip()) if only else None,
+        json_path=Path(json_path) if json_path else REPO_ROOT / "bench.json",
+        docs_path=None if no_docs or smoke or only else REPO_ROOT / "docs" / "BENCHMARKS.md",
+    )
+    try:
+        code = run(console, options)
+    except UnknownBench as exc:
+        raise typer.BadParameter(str(exc), param_hint="--only") from exc
+    raise typer.Exit(code)
+
+
 @app.command(name="logs")
 def show_logs(
     service: Annotated[str | None, typer.Argument(help=f"one of: {', '.join(logs.LOG_NAMES)}")] = None,

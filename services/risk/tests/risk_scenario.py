@@ -12,6 +12,7 @@ from tradebus.events import (
     Direction,
     Mode,
     ModelInfo,
+    Side,
     Signal,
     SignalEvent,
     SignalState,
@@ -21,6 +22,7 @@ from tradebus.events import (
     trace_id_for,
 )
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms, ms_to_datetime
+from tradebus_risk.precision import MoneyPolicy
 
 T0_MS = datetime_to_ms(datetime(2024, 1, 2, tzinfo=UTC))
 D = Decimal
@@ -113,4 +115,7 @@ SECOND_QTY = D("19.52215")
 
 
 def net(qty: Decimal, entry: Decimal, exit_: Decimal, fee_rate: Decimal = D("0.001")) -> Decimal:
-    return (exit_ - entry) * qty - qty * entry * fee_rate - qty * exit_ * fee_rate
+    """A round trip's net P&L by the money policy: notionals against the trader, fees rounded up."""
+    money = MoneyPolicy()
+    paid, got = money.notional(qty, entry, Side.BUY), money.notional(qty, exit_, Side.SELL)
+    return got - paid - money.fee(paid, fee_rate) - money.fee(got, fee_rate)

@@ -14,7 +14,8 @@ from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import Staged, StreamMarks, ready
-from tradebus_risk.paper import exit_trigger, fee, quantise_down, slipped
+from tradebus_risk.paper import exit_trigger
+from tradebus_risk.precision import MoneyPolicy
 from tradebus_risk.records import Account
 from tradebus_risk.rules import Reason, Snapshot, evaluate
 from tradebus_risk.sizing import size_entry
@@ -74,7 +75,7 @@ def test_size_shrinks_to_position_cap_and_quantises_down() -> None:
 
 def test_size_capped_by_cash_then_insufficient_balance() -> None:
     capped = size_entry(equity=D(10000), cash=D(1000), entry=D(100), stop=D(95), limits=LIMITS)
-    assert capped.quantity == quantise_down(D(1000) / (D("100.05") * D("1.001")), LIMITS.qty_step)
+    assert capped.quantity == LIMITS.money.quantity(D(1000) / (D("100.05") * D("1.001")))
     broke = size_entry(equity=D(10000), cash=D(5), entry=D(100), stop=D(95), limits=LIMITS)
     assert (broke.quantity, broke.reason) == (D(0), "insufficient_balance")
 
@@ -135,9 +136,22 @@ def test_stale_only_against_a_given_wall_clock() -> None:
 
 # ----------------------------------------------------------------- paper prices
 def test_slippage_is_adverse_and_fee_is_on_notional() -> None:
-    assert slipped(D(100), Side.BUY, D(5)) == D("100.05")
-    assert slipped(D(100), Side.SELL, D(5)) == D("99.95")
-    assert fee(D(2), D("100.05"), D("0.001")) == D("0.2001")
+    money = MoneyPolicy()
+    assert money.fill_price(D(100), Side.BUY, D(5)) == D("100.05")
+    assert money.fill_price(D(100), Side.SELL, D(5)) == D("99.95")
+    assert money.fee(money.notional(D(2), D("100.05"), Side.BUY), D("0.001")) == D("0.2001")
+
+
+def test_money_policy_rounds_against_the_trader() -> None:
+    money = MoneyPolicy(price_decimals=2, quote_decimals=2, qty_step=D("0.001"))
+    assert money.fill_price(D("100.01"), Side.BUY, D(5)) == D("100.07")  # 100.0600 05 up
+    assert money.fill_price(D("100.01"), Side.SELL, D(5)) == D("99.95")  # 99.959995 down
+    assert money.notional(D("0.333"), D("0.07"), Side.BUY) == D("0.03")  # 0.02331 up
+    assert money.notional(D("0.333"), D("0.07"), Side.SELL) == D("0.02")  # down
+    assert money.fee(D("10.00"), D("0.0001")) == D("0.01")  # 0.001 up: the exchange's favour
+    assert money.quantity(D("1.23456")) == D("1.234")
+    btc_quoted = MoneyPolicy()  # ADABTC: 8 decimals keep a satoshi
+    assert btc_quoted.fill_price(D("0.00000812"), Side.BUY, D(5)) == D("0.00000813")
 
 
 def test_stop_first_when_both_touched_and_gaps_fill_at_the_open() -> None:

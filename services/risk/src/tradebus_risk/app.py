@@ -109,7 +109,7 @@ def build_service(settings: RiskSettings) -> Service:
     @service.router.get("/v1/positions", tags=["risk"])
     async def get_positions() -> list[dict[str, Any]]:
         book = await desk.repo.load_book(service.pool)
-        return [position_view(h) for h in sorted(book.holdings.values(), key=lambda h: h.symbol)]
+        return [position_view(book, h) for h in sorted(book.holdings.values(), key=lambda h: h.symbol)]
 
     @service.router.get("/v1/trades", tags=["risk"])
     async def get_trades(

@@ -1,7 +1,7 @@
 """The paper book: applies decided signals and 1m bars to the account, in Decimal, and records
 every state change together with the events it must publish (the caller persists both in one
-transaction: a transactional outbox). No I/O here; the book is rebuilt from the database for
-every batch, so what it holds is never more than what was committed.
+transaction: a transactional outbox). No I/O here. Every amount follows the money policy of
+`precision`: on its grid, rounded in a stated direction, added up without any further rounding.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from tradebus.events import (
     TradeEvent,
 )
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.paper import exit_trigger, fee, quantise_down, slipped
+from tradebus_risk.paper import exit_trigger
+from tradebus_risk.precision import accounting
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder
 from tradebus_risk.rules import Reason, Snapshot, Verdict, decision_time, evaluate
 
@@ -67,15 +68,29 @@ class Book:
         self.position_seq = position_seq
         self.bar_applied = bar_applied
         self.limits = limits
+        self.money = limits.money
         self.changes = Changes()
 
     # ----------------------------------------------------------------- figures
     def equity(self) -> Decimal:
         """Cash plus every open long marked at its symbol's last 1m close."""
-        return self.account.cash + sum((h.quantity * h.mark_price for h in self.holdings.values()), Decimal(0))
+        with accounting():
+            return self.account.cash + sum((self.market_value(h) for h in self.holdings.values()), Decimal(0))
+
+    def market_value(self, holding: Holding) -> Decimal:
+        return self.money.value(holding.quantity, holding.mark_price)
+
+    def entry_cost(self, holding: Holding) -> Decimal:
+        """The notional paid for the holding (its fee is booked apart, in `fees`)."""
+        return self.money.notional(holding.quantity, holding.entry_price, Side.BUY)
+
+    def unrealized_of(self, holding: Holding) -> Decimal:
+        with accounting():
+            return self.market_value(holding) - self.entry_cost(holding)
 
     def unrealized(self) -> Decimal:
-        return sum((h.unrealized for h in self.holdings.values()), Decimal(0))
+        with accounting():
+            return sum((self.unrealized_of(h) for h in self.holdings.values()), Decimal(0))
 
     def drawdown(self) -> Decimal:
         """Fall from the peak equity as a fraction of the peak (0 at a new high)."""
@@ -246,18 +261,20 @@ class Book:
         )
 
     def _fill(self, order: PaperOrder, raw_price: Decimal, at: datetime) -> None:
-        price = slipped(raw_price, order.side, self.limits.slippage_bps)
+        money = self.money
+        price = money.fill_price(raw_price, order.side, self.limits.slippage_bps)
+        quantity = order.quantity
         if order.purpose == "entry":
-            quantity = min(order.quantity, self._affordable(price))
-            if quantity <= 0 or quantity * price < self.limits.min_notional:
+            quantity = min(quantity, self._affordable(price))
+            if quantity <= 0 or money.notional(quantity, price, Side.BUY) < self.limits.min_notional:
                 self._close_order(order, "cancelled")
                 return
-        else:
-            quantity = order.quantity
-        cost = fee(quantity, price, self.limits.fee_rate)
+        notional = money.notional(quantity, price, order.side)
+        cost = money.fee(notional, self.limits.fee_rate)
         order.quantity, order.fill_price, order.fee, order.filled_at = quantity, price, cost, at
         self._close_order(order, "filled")
-        self.account.fees += cost
+        with accounting():
+            self.account.fees += cost
         self.changes.fills.append(order.side)
         fill = Fill(
             fill_id=order.order_id,
@@ -276,21 +293,29 @@ class Book:
             ),
         )
         if order.purpose == "entry":
-            self._open(order, quantity, price, cost, at)
+            self._open(order, quantity, price, notional, cost, at)
         else:
-            self._close(order, price, cost, at)
+            self._close(order, price, notional, cost, at)
 
     def _affordable(self, price: Decimal) -> Decimal:
+        """The most the cash buys at `price` with its fee, after the notional and fee round up."""
+        money, rate = self.money, self.limits.fee_rate
         cash = max(self.account.cash, Decimal(0))
-        return quantise_down(cash / (price * (1 + self.limits.fee_rate)), self.limits.qty_step)
+        quantity = money.quantity(cash / (price * (1 + rate)))
+        while quantity > 0 and (n := money.notional(quantity, price, Side.BUY)) + money.fee(n, rate) > cash:
+            quantity -= money.qty_step
+        return quantity
 
     def _close_order(self, order: PaperOrder, status: OrderStatus) -> None:
         order.status = status
         self.pending.pop(order.order_id, None)
         self.changes.orders[order.order_id] = order
 
-    def _open(self, order: PaperOrder, quantity: Decimal, price: Decimal, cost: Decimal, at: datetime) -> None:
-        self.account.cash -= quantity * price + cost
+    def _open(
+        self, order: PaperOrder, quantity: Decimal, price: Decimal, notional: Decimal, cost: Decimal, at: datetime
+    ) -> None:
+        with accounting():
+            self.account.cash -= notional + cost
         holding = Holding(
             symbol=order.symbol,
             position_id=order.position_id,
@@ -319,15 +344,16 @@ class Book:
         )
         self._emit_position(position, order)
 
-    def _close(self, order: PaperOrder, price: Decimal, cost: Decimal, at: datetime) -> None:
+    def _close(self, order: PaperOrder, price: Decimal, notional: Decimal, cost: Decimal, at: datetime) -> None:
         holding = self.holdings.pop(order.symbol)
         quantity = holding.quantity
-        self.account.cash += quantity * price - cost
-        gross = (price - holding.entry_price) * quantity
-        fees = holding.entry_fee + cost
-        net = gross - fees
-        self.account.realized_pnl += gross
-        self.account.day_realized += net
+        with accounting():
+            gross = notional - self.entry_cost(holding)
+            fees = holding.entry_fee + cost
+            net = gross - fees
+            self.account.cash += notional - cost
+            self.account.realized_pnl += gross
+            self.account.day_realized += net
         for other in [o for o in self.pending.values() if o.position_id == holding.position_id]:
             self._close_order(other, "cancelled")
         position = Position(

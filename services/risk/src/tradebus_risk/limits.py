@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tradebus_risk.precision import MoneyPolicy
+
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
@@ -20,3 +22,10 @@ class RiskLimits:
     stale_after_s: float = 600.0
     qty_step: Decimal = Decimal("0.00001")
     min_notional: Decimal = Decimal("10")
+    price_decimals: int = 8
+    quote_decimals: int = 8
+
+    @property
+    def money(self) -> MoneyPolicy:
+        """How prices, quantities and quote amounts are rounded (see `precision`)."""
+        return MoneyPolicy(self.price_decimals, self.quote_decimals, self.qty_step)

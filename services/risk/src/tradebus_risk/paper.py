@@ -1,37 +1,20 @@
-"""Paper-exchange price arithmetic: slippage, fees and when a bar triggers a stop or a target.
+"""Paper-exchange trigger logic: when a bar triggers a stop or a target, and at what price.
 
-Market orders fill at a bar's open moved against us by the slippage. A stop or target exit
-fills at its trigger price (with slippage) — except when the bar *opens* beyond it (a gap): a
-stop then fills at the worse open and a target at the better open, which is what a resting
-stop-market / limit order would get. When one bar touches both the stop and the first target
-we cannot know which came first, so the stop wins (the conservative assumption).
+Market orders fill at a bar's open moved against us by the slippage (`precision.MoneyPolicy.
+fill_price`). A stop or target exit fills at its trigger price (with slippage) — except when the
+bar *opens* beyond it (a gap): a stop then fills at the worse open and a target at the better
+open, which is what a resting stop-market / limit order would get. When one bar touches both the
+stop and the first target we cannot know which came first, so the stop wins (the conservative
+assumption).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Literal
 
-from tradebus.events import Bar, Side
-
-_BPS = Decimal(10_000)
-
-
-def slipped(price: Decimal, side: Side, slippage_bps: Decimal) -> Decimal:
-    """`price` moved against the taker: up for a buy, down for a sell."""
-    move = price * slippage_bps / _BPS
-    return price + move if side is Side.BUY else price - move
-
-
-def fee(quantity: Decimal, price: Decimal, rate: Decimal) -> Decimal:
-    """The exchange fee on one fill: a fraction of its notional."""
-    return quantity * price * rate
-
-
-def quantise_down(quantity: Decimal, step: Decimal) -> Decimal:
-    """`quantity` rounded down to a whole number of `step`s (never buy more than sized)."""
-    return (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
+from tradebus.events import Bar
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,10 +43,6 @@ class Holding:
     trace_id: str
     mode: Mode
 
-    @property
-    def unrealized(self) -> Decimal:
-        return (self.mark_price - self.entry_price) * self.quantity
-
 
 OrderStatus = Literal["submitted", "filled", "cancelled"]
 

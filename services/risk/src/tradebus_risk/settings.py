@@ -26,6 +26,10 @@ class RiskSettings(Settings):
     risk_stale_after_s: float = Field(default=600.0, gt=0)
     risk_qty_step: Decimal = Field(default=Decimal("0.00001"), gt=0)
     risk_min_notional: Decimal = Field(default=Decimal("10"), ge=0)
+    risk_price_decimals: int = Field(default=8, ge=0, le=18)
+    """Fill prices are rounded to 10^-n (8 suits USDT and BTC quotes alike)."""
+    risk_quote_decimals: int = Field(default=8, ge=0, le=18)
+    """Notionals, fees, cash and P&L are rounded to 10^-n (see precision.py)."""
     risk_deliver_policy: Literal["all", "new"] = "all"
     """Where a brand-new risk consumer starts: the whole stream, or only what arrives after it."""
     tradebus_api_token: SecretStr | None = None
@@ -45,4 +49,6 @@ class RiskSettings(Settings):
             stale_after_s=self.risk_stale_after_s,
             qty_step=self.risk_qty_step,
             min_notional=self.risk_min_notional,
+            price_decimals=self.risk_price_decimals,
+            quote_decimals=self.risk_quote_decimals,
         )

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from tradebus.events import Side
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.paper import quantise_down, slipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +33,15 @@ def size_entry(*, equity: Decimal, cash: Decimal, entry: Decimal, stop: Decimal,
     if quantity > position_cap:
         quantity = position_cap
         notes.append(f"shrunk to {limits.max_position_pct} of equity")
-    worst_cost = slipped(entry, Side.BUY, limits.slippage_bps) * (1 + limits.fee_rate)
+    money = limits.money
+    worst_cost = money.fill_price(entry, Side.BUY, limits.slippage_bps) * (1 + limits.fee_rate)
     cash_cap = max(cash, Decimal(0)) / worst_cost
     cash_bound = quantity > cash_cap
     if cash_bound:
         quantity = cash_cap
         notes.append(f"shrunk to the cash {cash}")
-    quantity = quantise_down(quantity, limits.qty_step)
-    notional = quantity * entry
+    quantity = money.quantity(quantity)
+    notional = money.notional(quantity, entry, Side.BUY)
     detail = "; ".join(notes)
     if quantity <= 0 or notional < limits.min_notional:
         reason = "insufficient_balance" if cash_bound else "position_size"

@@ -41,7 +41,7 @@ def account_view(book: Book) -> dict[str, Any]:
     }
 
 
-def position_view(h: Holding) -> dict[str, Any]:
+def position_view(book: Book, h: Holding) -> dict[str, Any]:
     return {
         "symbol": h.symbol,
         "position_id": h.position_id,
@@ -51,7 +51,7 @@ def position_view(h: Holding) -> dict[str, Any]:
         "stop": amount(h.stop),
         "targets": [amount(t) for t in h.targets],
         "mark_price": amount(h.mark_price),
-        "unrealized_pnl": amount(h.unrealized),
+        "unrealized_pnl": amount(book.unrealized_of(h)),
         "opened_at": iso_utc(h.opened_at),
         "strategy": h.strategy,
         "mode": h.mode.value,

@@ -23,6 +23,7 @@ from tradebus.events import (
 from tradebus.logging import get_logger
 from tradebus.service import CheckResult, Service
 from tradebus_risk.desk import Desk
+from tradebus_risk.preflight import enforce
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, position_view, trade_view
 
@@ -33,8 +34,10 @@ OUTBOX_RETENTION = timedelta(days=1)
 
 
 def build_service(settings: RiskSettings) -> Service:
-    service = Service("risk", settings, migrations="tradebus_risk.migrations")
+    """The risk service; raises `PreflightFailed` when the configuration has critical findings."""
     limits = settings.limits()
+    warnings = enforce(limits, settings.symbols)
+    service = Service("risk", settings, migrations="tradebus_risk.migrations")
     desk = Desk(lambda: service.pool, lambda: service.publisher, limits)
 
     start_at = DeliverPolicy(settings.risk_deliver_policy)
@@ -64,6 +67,8 @@ def build_service(settings: RiskSettings) -> Service:
 
     @service.on_startup
     async def load() -> None:
+        for finding in warnings:
+            log.warning("risk preflight", setting=finding.setting, finding=finding.message)
         await desk.start()
 
     @service.background

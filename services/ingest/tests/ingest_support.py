@@ -47,8 +47,19 @@ async def bus_events(nc: Client, subject: str) -> list[BarEvent]:
         await sub.unsubscribe()
 
 
+UNREACHABLE = "127.0.0.1:1"
+"""A local port nothing listens on: Binance 'cannot be reached at all', at once and without internet."""
+
+
 def base_settings(nats_url: str, database_url: str) -> dict[str, object]:
-    return {"nats_url": nats_url, "database_url": database_url, "heartbeat_interval_s": 0.2, "log_level": "WARNING"}
+    return {
+        "nats_url": nats_url,
+        "database_url": database_url,
+        "heartbeat_interval_s": 0.2,
+        "log_level": "WARNING",
+        "binance_rest_url": f"http://{UNREACHABLE}",
+        "binance_ws_url": f"ws://{UNREACHABLE}",
+    }
 
 
 def ohlcv(bar: Bar) -> tuple[Decimal, ...]:

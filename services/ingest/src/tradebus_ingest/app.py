@@ -1,7 +1,9 @@
 """The ingest service: publishes 1m bars on `bars.1m.<SYMBOL>` from the configured data source.
 
-Until the Binance transports exist, AUTO means the synthetic feed, and the non-critical `feed`
-readiness check says the data is offline (telemetry turns that into DEGRADED).
+`auto` (the default), `ws` and `rest` run on Binance (see `sources` and `binance.feed`); AUTO
+falls back to the synthetic feed while Binance cannot be reached at all. `replay` and
+`synthetic` are offline data by choice. The non-critical `feed` readiness check is false on
+offline data (telemetry turns that into DEGRADED) and says why.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tradebus_ingest.feed import FeedStatus, ReplayFeed, SyntheticFeed
 from tradebus_ingest.replay import kline_files
 from tradebus_ingest.repository import IngestRepository
 from tradebus_ingest.settings import IngestSettings
+from tradebus_ingest.sources import run_exchange_feed
 
 
 def _feed_status(settings: IngestSettings) -> FeedStatus:
@@ -29,8 +32,10 @@ def _feed_status(settings: IngestSettings) -> FeedStatus:
     if settings.ingest_source == "synthetic":
         reason = "offline data source: synthetic feed (INGEST_SOURCE=synthetic)"
         return FeedStatus("synthetic", BarSource.SYNTHETIC, settings.symbols, reason)
-    reason = "offline data source: synthetic feed (Binance transports not available)"
-    return FeedStatus("auto", BarSource.SYNTHETIC, settings.symbols, reason)
+    if settings.ingest_source == "auto":
+        reason = "offline data source: synthetic feed (asking Binance)"
+        return FeedStatus("auto", BarSource.SYNTHETIC, settings.symbols, reason)
+    return FeedStatus(settings.ingest_source, BarSource.BINANCE_WS, settings.symbols, None)
 
 
 def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Service:
@@ -38,12 +43,14 @@ def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Se
     service = Service("ingest", settings, migrations="tradebus_ingest.migrations")
     status = _feed_status(settings)
     clock = clock or WallClock()
-    service.publishes("bars.1m.*", BarEvent, "Closed 1m bars, one per symbol and minute (history as mode=replay)")
+    service.publishes(
+        "bars.1m.*", BarEvent, "Closed 1m bars, one per symbol and minute (offline history as mode=replay)"
+    )
 
     @service.background
     async def feed() -> None:
         repository = IngestRepository(service.pool)
-        if status.source is BarSource.REPLAY:
+        if settings.ingest_source == "replay":
             await ReplayFeed(
                 files=settings.ingest_replay_files,
                 speed=settings.ingest_replay_speed,
@@ -51,7 +58,7 @@ def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Se
                 repository=repository,
                 status=status,
             ).run()
-        else:
+        elif settings.ingest_source == "synthetic":
             await SyntheticFeed(
                 symbols=status.symbols,
                 seed=settings.ingest_seed,
@@ -62,22 +69,28 @@ def build_service(settings: IngestSettings, *, clock: Clock | None = None) -> Se
                 repository=repository,
                 status=status,
             ).run()
+        else:
+            await run_exchange_feed(
+                settings=settings, clock=clock, publisher=service.publisher, repository=repository, status=status
+            )
 
     @service.check("feed", critical=False)
     async def feed_check() -> CheckResult:
-        return CheckResult(False, f"{status.offline_reason}; {status.state.value.replace('_', ' ')}")
+        return CheckResult(*status.health())
 
     @service.router.get("/v1/feed", tags=["feed"])
     async def feed_info() -> dict[str, Any]:
-        """The source in use, what it is doing, and each symbol's checkpoint and stored bar count."""
+        """The source in use, what it is doing, and each series' checkpoint and stored bar count."""
         checkpoints = await IngestRepository(service.pool).checkpoints()
+        ok, detail = status.health()
         body: dict[str, Any] = {
             "requested": status.requested,
             "source": status.source.value,
-            "offline": True,
-            "detail": status.offline_reason,
+            "offline": status.offline_reason is not None,
+            "ok": ok,
+            "detail": detail,
             "state": status.state.value,
-            "live": settings.ingest_live and status.source is BarSource.SYNTHETIC,
+            "live": settings.ingest_live and status.source is not BarSource.REPLAY,
             "symbols": list(status.symbols),
             "published_since_start": dict(sorted(status.published.items())),
             "checkpoints": [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -47,14 +47,25 @@ class FeedStatus:
     requested: str
     source: BarSource
     symbols: tuple[str, ...]
-    offline_reason: str
+    offline_reason: str | None
+    """Why the bars are not live exchange data; None while they are."""
     state: FeedState = FeedState.STARTING
     published: Counter[str] = field(default_factory=Counter)
     """Bars published per symbol by this process."""
     replay: ReplayReport | None = None
+    exchange_health: Callable[[], tuple[bool, str]] | None = None
+    """While on exchange data: whether its transports deliver, and how."""
 
     def record(self, bars: Sequence[Bar]) -> None:
         self.published.update(bar.symbol for bar in bars)
+
+    def health(self) -> tuple[bool, str]:
+        """The `feed` readiness check: false on offline data (with the reason) or a failing exchange feed."""
+        state = self.state.value.replace("_", " ")
+        if self.offline_reason is not None or self.exchange_health is None:
+            return False, f"{self.offline_reason or 'no data source yet'}; {state}"
+        ok, detail = self.exchange_health()
+        return ok, f"{detail}; {state}"
 
 
 @dataclass(slots=True)

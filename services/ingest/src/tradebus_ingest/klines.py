@@ -77,8 +77,9 @@ def _trades(text: str) -> int:
     return int(value)
 
 
-def parse_row(row: list[str], symbol: str) -> Bar | Rejected:
-    """The 1m bar in one CSV row, or why it is not one."""
+def parse_row(row: list[str], symbol: str, source: BarSource = BarSource.REPLAY) -> Bar | Rejected:
+    """The 1m bar in one row of the 12 kline columns (a CSV line, a REST array, a WebSocket kline), or why
+    it is not one; `source` says where the row came from."""
     if len(row) != COLUMNS:
         return Rejected("column_count", f"{len(row)} columns, expected {COLUMNS}")
     try:
@@ -100,6 +101,6 @@ def parse_row(row: list[str], symbol: str) -> Bar | Rejected:
     if volume < 0 or quote_volume < 0 or trades < 0:
         return Rejected("negative_volume", f"volume {volume}, quote volume {quote_volume}, trades {trades}")
     try:
-        return make_bar(symbol, "1m", open_ms, open_, high, low, close, volume, quote_volume, trades, BarSource.REPLAY)
+        return make_bar(symbol, "1m", open_ms, open_, high, low, close, volume, quote_volume, trades, source)
     except ValidationError as exc:
         return Rejected("invalid", str(exc.errors()[0]["msg"]))

@@ -11,8 +11,13 @@ from tradebus.timeframes import now_ms
 from tradebus_ingest import metrics
 
 
-async def publish_bars(publisher: Publisher, bars: Sequence[Bar], *, mode: Mode) -> None:
+async def publish_bars(
+    publisher: Publisher, bars: Sequence[Bar], *, mode: Mode, latency_from_ms: int | None = None
+) -> None:
     """Publish `bars` on `bars.1m.<SYMBOL>` and wait for every ack (raises if one failed).
+
+    Feed latency is observed for live bars that closed at or after `latency_from_ms` (all live
+    bars when None), so that history fetched late does not read as a slow feed.
 
     Event ids are deterministic, so re-publishing a batch after a crash is dropped by
     JetStream's duplicate window and by every consumer's idempotent writes.
@@ -22,4 +27,4 @@ async def publish_bars(publisher: Publisher, bars: Sequence[Bar], *, mode: Mode)
     await publisher.publish_many(
         (subjects.bars("1m", bar.symbol), BarEvent.of(bar, source="ingest", mode=mode)) for bar in bars
     )
-    metrics.record_published(bars, live=mode is Mode.LIVE, now_ms=now_ms())
+    metrics.record_published(bars, live=mode is Mode.LIVE, now_ms=now_ms(), latency_from_ms=latency_from_ms)

@@ -1,4 +1,8 @@
-"""The `ingest` schema: the published 1m bars and each feed's checkpoint."""
+"""The `ingest` schema: the published 1m bars and each series' checkpoint.
+
+A series is where bars come from as one sequence of minutes: `synthetic`, `replay`, and
+`binance` for both Binance transports (the same exchange data, kept once per minute).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,23 @@ from typing import Final
 import asyncpg
 
 from tradebus import metrics as shared_metrics
-from tradebus.events import Bar
+from tradebus.events import Bar, BarSource
+from tradebus.timeframes import datetime_to_ms, ms_to_datetime
+
+BINANCE_SERIES: Final = "binance"
+
+
+def series_of(source: BarSource) -> str:
+    """The series a bar belongs to: one for both Binance transports, else the source itself."""
+    if source in (BarSource.BINANCE_WS, BarSource.BINANCE_REST):
+        return BINANCE_SERIES
+    return source.value
+
 
 INSERT_BARS: Final = """
-INSERT INTO bars (source, symbol, open_time, open, high, low, close, volume, quote_volume, trades)
+INSERT INTO bars (source, symbol, open_time, open, high, low, close, volume, quote_volume, trades, transport)
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[], $5::numeric[], $6::numeric[],
-                     $7::numeric[], $8::numeric[], $9::numeric[], $10::bigint[])
+                     $7::numeric[], $8::numeric[], $9::numeric[], $10::bigint[], $11::text[])
 ON CONFLICT DO NOTHING
 RETURNING source, symbol
 """
@@ -32,6 +47,20 @@ ON CONFLICT (source, symbol) DO UPDATE SET
     updated_at  = now()
 """
 
+SELECT_MISSING: Final = """
+WITH present AS (
+    SELECT $3::timestamptz - interval '1 minute' AS open_time
+    UNION ALL
+    SELECT open_time FROM bars WHERE source = $1 AND symbol = $2 AND open_time BETWEEN $3 AND $4
+    UNION ALL
+    SELECT $4::timestamptz + interval '1 minute'
+)
+SELECT previous + interval '1 minute' AS first, open_time - interval '1 minute' AS last
+FROM (SELECT open_time, lag(open_time) OVER (ORDER BY open_time) AS previous FROM present) AS steps
+WHERE open_time - previous > interval '1 minute'
+ORDER BY first
+"""
+
 SELECT_CHECKPOINTS: Final = """
 SELECT source, symbol, open_time, last_close, bars_stored, updated_at FROM checkpoints
 WHERE $1::text IS NULL OR source = $1
@@ -41,7 +70,7 @@ ORDER BY source, symbol
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The last bar of `symbol` from `source` that JetStream acked and the database holds."""
+    """The last bar of `symbol` in series `source` that JetStream acked and the database holds."""
 
     source: str
     symbol: str
@@ -63,11 +92,11 @@ class IngestRepository:
             return
         last: dict[tuple[str, str], Bar] = {}
         for bar in bars:
-            key = (bar.source.value, bar.symbol)
+            key = (series_of(bar.source), bar.symbol)
             if key not in last or bar.open_time > last[key].open_time:
                 last[key] = bar
         columns = (
-            [b.source.value for b in bars],
+            [series_of(b.source) for b in bars],
             [b.symbol for b in bars],
             [b.open_time for b in bars],
             [b.open for b in bars],
@@ -77,6 +106,7 @@ class IngestRepository:
             [b.volume for b in bars],
             [b.quote_volume for b in bars],
             [b.trades for b in bars],
+            [b.source.value for b in bars],
         )
         with shared_metrics.DB_SECONDS.labels("ingest", "store_bars").time():
             async with self._pool.acquire() as conn, conn.transaction():
@@ -86,8 +116,18 @@ class IngestRepository:
                     [(src, sym, bar.open_time, bar.close, inserted[src, sym]) for (src, sym), bar in last.items()],
                 )
 
+    async def missing_ranges(self, series: str, symbol: str, first_ms: int, last_ms: int) -> list[tuple[int, int]]:
+        """The runs of minutes in [first_ms, last_ms] (open times, inclusive) that `series` lacks."""
+        if last_ms < first_ms:
+            return []
+        with shared_metrics.DB_SECONDS.labels("ingest", "missing_ranges").time():
+            rows = await self._pool.fetch(
+                SELECT_MISSING, series, symbol, ms_to_datetime(first_ms), ms_to_datetime(last_ms)
+            )
+        return [(datetime_to_ms(r["first"]), datetime_to_ms(r["last"])) for r in rows]
+
     async def checkpoints(self, source: str | None = None) -> list[Checkpoint]:
-        """Every checkpoint, or those of one source."""
+        """Every checkpoint, or those of one series."""
         with shared_metrics.DB_SECONDS.labels("ingest", "checkpoints").time():
             rows = await self._pool.fetch(SELECT_CHECKPOINTS, source)
         return [Checkpoint(**dict(row.items())) for row in rows]

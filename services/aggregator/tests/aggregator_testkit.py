@@ -1,14 +1,23 @@
-"""Helpers shared by the aggregator tests: bar builders, a kline CSV reader, a naive reference."""
+"""Helpers shared by the aggregator tests: bar builders, a kline CSV reader, a naive reference,
+and the service's batch loop over an in-memory table."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from hypothesis import strategies as st
+
 from tradebus.events import Bar, BarSource, make_bar
 from tradebus.testing import read_kline_csv
-from tradebus.timeframes import MINUTE_MS, Interval, bucket_start, interval_ms
+from tradebus.timeframes import MINUTE_MS, Interval, bucket_start, datetime_to_ms, interval_ms
+from tradebus_aggregator.buckets import Minute
+from tradebus_aggregator.stream import Aggregator
+
+SERIES_BASE = datetime_to_ms(datetime(2024, 3, 3, 21, tzinfo=UTC))
+"""Three hours before a Monday: buckets of every interval end inside a generated series."""
 
 DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
 
@@ -64,3 +73,64 @@ def naive_reference(bars_1m: Iterable[Bar], interval: Interval) -> dict[tuple[st
             complete=len(present) == length // MINUTE_MS,
         )
     return out
+
+
+class Table:
+    """Runs the state machine the way the service does, batch by batch, over an in-memory table:
+    load the weeks that late minutes need, `apply_batch`, store, prune."""
+
+    def __init__(self, run_threshold: int) -> None:
+        self.state = Aggregator()
+        self.run_threshold = run_threshold
+        self.minutes: dict[tuple[str, int], Bar] = {}
+        self.published: dict[tuple[str, str, int], Bar] = {}
+        self.emitted: list[tuple[int, Bar]] = []
+        self.fed = 0
+
+    def feed(self, bars: list[Bar]) -> None:
+        for bar in bars:
+            state = self.state.of(bar.symbol)
+            if state.needs_history(bar.open_ms):
+                assert state.horizon is not None
+                start, end = bucket_start(bar.open_ms, "1w"), state.horizon
+                state.load(
+                    start,
+                    [Minute.of(b) for (s, t), b in self.minutes.items() if s == bar.symbol and start <= t < end],
+                    [b for (s, _, t), b in self.published.items() if s == bar.symbol and start <= t < end],
+                )
+        outcome = self.state.apply_batch(bars, self.run_threshold)
+        for bar in outcome.stored:
+            self.minutes[(bar.symbol, bar.open_ms)] = bar
+        for i, bar in outcome.bars:
+            self.published[(bar.symbol, bar.interval, bar.open_ms)] = bar
+            self.emitted.append((self.fed + i, bar))
+        for symbol in {b.symbol for b in bars}:
+            self.state.of(symbol).prune()
+        self.fed += len(bars)
+
+
+runs = st.lists(st.tuples(st.integers(0, 1600), st.integers(1, 70)), min_size=1, max_size=6)
+prices = st.integers(1, 10_000)
+
+
+@st.composite
+def series(draw: st.DrawFn) -> list[Bar]:
+    """1m bars in runs with gaps, some of them zero-volume, ascending."""
+    offsets = sorted({start + i for start, length in draw(runs) for i in range(length)})
+    bars = []
+    for off in offsets:
+        zero = draw(st.booleans()) and draw(st.booleans())
+        o, c = draw(prices), draw(prices)
+        spread = draw(st.integers(0, 50))
+        bars.append(
+            minute(
+                SERIES_BASE + off * MINUTE_MS,
+                f"{c}.{off % 97}",
+                open_=f"{o}.5",
+                high=f"{max(o, c) + spread + 1}",
+                low=f"{max(min(o, c) - spread, 0)}",
+                volume="0" if zero else f"{draw(st.integers(1, 10**6))}.{off % 13}",
+                trades=0 if zero else draw(st.integers(1, 99)),
+            )
+        )
+    return bars

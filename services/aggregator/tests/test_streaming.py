@@ -18,7 +18,7 @@ from tradebus.events import Bar
 from tradebus.timeframes import HIGHER_INTERVALS, MINUTE_MS, bucket_start, datetime_to_ms, iso_utc, last_minute_of
 
 sys.path.insert(0, str(Path(__file__).parent))
-from aggregator_testkit import minute, naive_reference
+from aggregator_testkit import minute, naive_reference, series
 
 from tradebus_aggregator.buckets import Minute, aggregate
 from tradebus_aggregator.stream import DESCENDING, SymbolAggregator
@@ -174,34 +174,6 @@ def test_day_boundary_publishes_the_day_with_its_last_minute() -> None:
 
 
 # --------------------------------------------------------------------------- the property
-BASE = ms("2024-03-03T21:00:00")  # three hours before a Monday: buckets of every interval end
-
-runs = st.lists(st.tuples(st.integers(0, 1600), st.integers(1, 70)), min_size=1, max_size=6)
-prices = st.integers(1, 10_000)
-
-
-@st.composite
-def series(draw: st.DrawFn) -> list[Bar]:
-    offsets = sorted({start + i for start, length in draw(runs) for i in range(length)})
-    bars = []
-    for off in offsets:
-        zero = draw(st.booleans()) and draw(st.booleans())
-        o, c = draw(prices), draw(prices)
-        spread = draw(st.integers(0, 50))
-        bars.append(
-            minute(
-                BASE + off * MINUTE_MS,
-                f"{c}.{off % 97}",
-                open_=f"{o}.5",
-                high=f"{max(o, c) + spread + 1}",
-                low=f"{max(min(o, c) - spread, 0)}",
-                volume="0" if zero else f"{draw(st.integers(1, 10**6))}.{off % 13}",
-                trades=0 if zero else draw(st.integers(1, 99)),
-            )
-        )
-    return bars
-
-
 @settings(max_examples=60, deadline=None)
 @given(series(), st.randoms(use_true_random=False), st.integers(0, 20))
 def test_stream_equals_batch_equals_reference(bars: list[Bar], rnd: random.Random, dups: int) -> None:

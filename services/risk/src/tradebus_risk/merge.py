@@ -15,6 +15,7 @@ whichever of the two streams is delivered first. Live items never wait.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -51,13 +52,21 @@ def order_key(item: Staged) -> tuple[datetime, int, str]:
 
 def ready(items: list[Staged], marks: StreamMarks) -> tuple[list[Staged], bool]:
     """The items of one symbol that may be applied now, in order, and whether a replay item waits."""
+    return take_ready(sorted(items, key=order_key), marks, live_follows=any(i.live for i in items))
+
+
+def take_ready(ordered: Iterable[Staged], marks: StreamMarks, *, live_follows: bool) -> tuple[list[Staged], bool]:
+    """`ready` for items already in merge order; without live items among them it stops at the
+    first one that waits (nothing after it may go), so a long held-back queue costs nothing."""
     out: list[Staged] = []
     waiting = False
-    for item in sorted(items, key=order_key):
+    for item in ordered:
         if item.live or (not waiting and _replay_ready(item, marks)):
             out.append(item)
         else:
             waiting = True
+            if not live_follows:
+                break
     return out, waiting
 
 

@@ -7,7 +7,8 @@ The `BOOK_LOCK` advisory lock serialises staging and applying across instances.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -32,27 +33,14 @@ INSERT INTO account (initial_balance, cash, peak_equity, day_start_equity) VALUE
 ON CONFLICT (id) DO NOTHING"""
 
 DECIDED: Final = "SELECT signal_id FROM audit WHERE signal_id = ANY($1::text[])"
-BARS_APPLIED: Final = "SELECT symbol, bar_applied FROM symbol_state WHERE bar_applied IS NOT NULL"
+VERSION: Final = "SELECT version FROM account WHERE id = 1"
+LOAD_STAGED: Final = "SELECT event_id, kind, symbol, at, live, payload FROM inbox"
+LOAD_MARKS: Final = "SELECT symbol, bar_seen, signal_seen, base_ms FROM symbol_state"
 STAGE: Final = """
-INSERT INTO inbox (event_id, kind, symbol, at, live, payload) VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO inbox (event_id, kind, symbol, at, live, payload)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[])
 ON CONFLICT (event_id) DO NOTHING"""
-MARK_BARS_SEEN: Final = """
-INSERT INTO symbol_state (symbol, bar_seen) VALUES ($1, $2)
-ON CONFLICT (symbol) DO UPDATE SET bar_seen = GREATEST(symbol_state.bar_seen, EXCLUDED.bar_seen)"""
-MARK_SIGNALS_SEEN: Final = """
-INSERT INTO symbol_state (symbol, signal_seen, base_ms) VALUES ($1, $2, $3)
-ON CONFLICT (symbol) DO UPDATE SET
-    base_ms = CASE WHEN symbol_state.signal_seen IS NULL OR EXCLUDED.signal_seen >= symbol_state.signal_seen
-                   THEN EXCLUDED.base_ms ELSE symbol_state.base_ms END,
-    signal_seen = GREATEST(symbol_state.signal_seen, EXCLUDED.signal_seen)"""
-
-PENDING_SYMBOLS: Final = "SELECT DISTINCT symbol FROM inbox ORDER BY symbol"
-# Signals sort before bars at the same instant, so a window is always a prefix of the merge order.
-STAGED: Final = """
-SELECT event_id, kind, at, live, payload FROM inbox WHERE symbol = $1
-ORDER BY at, kind DESC, event_id LIMIT $2"""
 UNSTAGE: Final = "DELETE FROM inbox WHERE event_id = ANY($1::text[])"
-MARKS: Final = "SELECT symbol, bar_seen, signal_seen, base_ms FROM symbol_state"
 
 LOAD_ACCOUNT: Final = "SELECT * FROM account WHERE id = 1"
 LOAD_POSITIONS: Final = "SELECT * FROM positions"
@@ -61,8 +49,8 @@ LOAD_SYMBOLS: Final = "SELECT symbol, bar_applied, position_seq FROM symbol_stat
 
 SAVE_ACCOUNT: Final = """
 UPDATE account SET cash = $1, realized_pnl = $2, fees = $3, peak_equity = $4, frozen = $5, day = $6,
-    day_start_equity = $7, day_realized = $8, updated_at = now() WHERE id = 1"""
-CLEAR_POSITIONS: Final = "DELETE FROM positions"
+    day_start_equity = $7, day_realized = $8, version = $9, updated_at = now() WHERE id = 1"""
+CLEAR_POSITIONS: Final = "DELETE FROM positions WHERE symbol = ANY($1::text[])"
 SAVE_POSITION: Final = """
 INSERT INTO positions (symbol, position_id, quantity, entry_price, entry_fee, stop, targets, mark_price,
     opened_at, strategy, trace_id, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
@@ -80,8 +68,10 @@ SAVE_AUDIT: Final = """
 INSERT INTO audit (signal_id, symbol, decision, reason, detail, event_time, mode) VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (signal_id) DO NOTHING"""
 SAVE_SYMBOL: Final = """
-INSERT INTO symbol_state (symbol, bar_applied, position_seq) VALUES ($1, $2, $3)
-ON CONFLICT (symbol) DO UPDATE SET bar_applied = EXCLUDED.bar_applied, position_seq = EXCLUDED.position_seq"""
+INSERT INTO symbol_state (symbol, bar_seen, signal_seen, base_ms, bar_applied, position_seq)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (symbol) DO UPDATE SET bar_seen = EXCLUDED.bar_seen, signal_seen = EXCLUDED.signal_seen,
+    base_ms = EXCLUDED.base_ms, bar_applied = EXCLUDED.bar_applied, position_seq = EXCLUDED.position_seq"""
 SAVE_OUTBOX: Final = """
 INSERT INTO outbox (event_id, event_type, subject, payload) VALUES ($1, $2, $3, $4)
 ON CONFLICT (event_id) DO NOTHING"""
@@ -111,26 +101,14 @@ class Repository:
     async def decided(self, conn: Conn, signal_ids: Sequence[str]) -> set[str]:
         return {r["signal_id"] for r in await conn.fetch(DECIDED, list(signal_ids))}
 
-    async def bars_applied(self, conn: Conn) -> dict[str, datetime]:
-        return {r["symbol"]: r["bar_applied"] for r in await conn.fetch(BARS_APPLIED)}
+    async def version(self, conn: Conn) -> int:
+        version = await conn.fetchval(VERSION)
+        if version is None:
+            raise RuntimeError("risk account row missing: ensure_account() runs at start-up")
+        return int(version)
 
-    async def stage(self, conn: Conn, rows: Iterable[StagedRow]) -> None:
-        await conn.executemany(STAGE, rows)
-
-    async def mark_bars_seen(self, conn: Conn, seen: dict[str, datetime]) -> None:
-        await conn.executemany(MARK_BARS_SEEN, seen.items())
-
-    async def mark_signals_seen(self, conn: Conn, seen: dict[str, tuple[datetime, int]]) -> None:
-        await conn.executemany(MARK_SIGNALS_SEEN, [(s, at, base) for s, (at, base) in seen.items()])
-
-    async def pending_symbols(self, conn: Conn) -> list[str]:
-        return [r["symbol"] for r in await conn.fetch(PENDING_SYMBOLS)]
-
-    async def staged(self, conn: Conn, symbol: str, limit: int) -> list[asyncpg.Record]:
-        return list(await conn.fetch(STAGED, symbol, limit))
-
-    async def unstage(self, conn: Conn, event_ids: list[str]) -> None:
-        await conn.execute(UNSTAGE, event_ids)
+    async def staged(self, conn: Conn) -> list[asyncpg.Record]:
+        return list(await conn.fetch(LOAD_STAGED))
 
     async def marks(self, conn: Conn) -> dict[str, StreamMarks]:
         return {
@@ -139,7 +117,7 @@ class Repository:
                 r["signal_seen"],
                 timedelta(milliseconds=r["base_ms"]) if r["base_ms"] is not None else None,
             )
-            for r in await conn.fetch(MARKS)
+            for r in await conn.fetch(LOAD_MARKS)
         }
 
     # ----------------------------------------------------------------- the book
@@ -170,9 +148,10 @@ class Repository:
             limits=self.limits,
         )
 
-    async def save(self, conn: Conn, book: Book) -> None:
-        """Write the book's state and its pending events (inside the caller's transaction)."""
-        a, changes = book.account, book.changes
+    async def save(self, conn: Conn, batch: Batch) -> None:
+        """Write what one batch changed (inside the caller's transaction), skipping empty writes."""
+        book, changes = batch.book, batch.book.changes
+        a = book.account
         await conn.execute(
             SAVE_ACCOUNT,
             a.cash,
@@ -183,20 +162,23 @@ class Repository:
             a.day,
             a.day_start_equity,
             a.day_realized,
+            batch.version,
         )
-        await conn.execute(CLEAR_POSITIONS)
-        await conn.executemany(SAVE_POSITION, [_holding_row(h) for h in book.holdings.values()])
-        await conn.executemany(SAVE_ORDER, [_order_row(o) for o in changes.orders.values()])
-        await conn.executemany(SAVE_TRADE, [_trade_row(t) for t in changes.trades])
-        await conn.executemany(SAVE_AUDIT, [_audit_row(entry) for entry in changes.audits])
-        symbols = book.position_seq.keys() | book.bar_applied.keys()
-        await conn.executemany(
-            SAVE_SYMBOL, [(s, book.bar_applied.get(s), book.position_seq.get(s, 0)) for s in sorted(symbols)]
-        )
-        await conn.executemany(
-            SAVE_OUTBOX,
-            [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events],
-        )
+        touched = sorted(batch.touched)
+        if touched:
+            await conn.execute(CLEAR_POSITIONS, touched)
+            holdings = [_holding_row(book.holdings[s]) for s in touched if s in book.holdings]
+            await _many(conn, SAVE_POSITION, holdings)
+            await _many(conn, SAVE_SYMBOL, [_symbol_row(book, s, batch.marks.get(s, StreamMarks())) for s in touched])
+        await _many(conn, SAVE_ORDER, [_order_row(o) for o in changes.orders.values()])
+        await _many(conn, SAVE_TRADE, [_trade_row(t) for t in changes.trades])
+        await _many(conn, SAVE_AUDIT, [_audit_row(entry) for entry in changes.audits])
+        outbox = [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events]
+        await _many(conn, SAVE_OUTBOX, outbox)
+        if batch.stage:
+            await conn.execute(STAGE, *(list(column) for column in zip(*batch.stage, strict=True)))
+        if batch.unstage:
+            await conn.execute(UNSTAGE, batch.unstage)
 
     # ----------------------------------------------------------------- outbox
     async def unsent(self, limit: int) -> list[asyncpg.Record]:
@@ -216,6 +198,36 @@ class Repository:
         row = await self.pool.fetchrow(TRADE_STATS)
         assert row is not None
         return row
+
+
+@dataclass(slots=True)
+class Batch:
+    """One transaction's changes beyond the book's own: the symbols it touched, the marks, the
+    inbox rows to add (items that must wait) and to delete (staged items now applied)."""
+
+    book: Book
+    marks: dict[str, StreamMarks]
+    version: int
+    touched: set[str] = field(default_factory=set)
+    stage: list[StagedRow] = field(default_factory=list)
+    unstage: list[str] = field(default_factory=list)
+
+
+async def _many(conn: Conn, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        await conn.executemany(sql, rows)
+
+
+def _symbol_row(book: Book, symbol: str, marks: StreamMarks) -> tuple[Any, ...]:
+    base_ms = marks.base // timedelta(milliseconds=1) if marks.base is not None else None
+    return (
+        symbol,
+        marks.bar_seen,
+        marks.signal_seen,
+        base_ms,
+        book.bar_applied.get(symbol),
+        book.position_seq.get(symbol, 0),
+    )
 
 
 def _holding(r: asyncpg.Record) -> Holding:

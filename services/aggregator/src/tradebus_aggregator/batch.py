@@ -13,7 +13,9 @@ order, `close_at` gives the run index at which the streaming path publishes each
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -119,6 +121,20 @@ class Level:
             quote_volume=self.quote_volumes[i],
             trades=self.trades[i],
         )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a run allocates tens of thousands of acyclic objects
+    (minutes, buckets, bars), and the collections they trigger scan the whole heap (~30 % of a
+    30-day run's time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def bucket_starts(times: Ints, interval: Interval) -> Ints:

@@ -122,7 +122,12 @@ class BarRepository:
         self._service = service
 
     async def save(self, bars: Sequence[Bar]) -> None:
-        """Store `bars` (1m and higher) idempotently; later entries win over earlier equal revisions."""
+        """Store `bars` (1m and higher) idempotently; later entries win over earlier equal revisions.
+
+        One COPY straight into the table when every row is new (the common case, and a backfill's);
+        when any row exists already, the COPY fails as a whole and the rows go through a staged
+        upsert instead, in the same transaction.
+        """
         if not bars:
             return
         records = [
@@ -146,6 +151,12 @@ class BarRepository:
         ]
         with metrics.DB_SECONDS.labels(self._service, "save_bars").time():
             async with self._pool.acquire() as conn, conn.transaction():
+                try:
+                    async with conn.transaction():  # new rows only (a backfill, the live edge): straight in
+                        await conn.copy_records_to_table("bars", records=(r[:-1] for r in records), columns=_COLUMNS)
+                    return
+                except asyncpg.UniqueViolationError:
+                    pass  # a redelivery, a correction or a revision: staged and upserted below
                 await conn.execute(STAGE)
                 await conn.copy_records_to_table("incoming_bars", records=records, columns=(*_COLUMNS, "seq"))
                 await conn.execute(UPSERT)

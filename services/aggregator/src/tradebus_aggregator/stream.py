@@ -128,6 +128,10 @@ class SymbolAggregator:
         bar) exactly as `apply` minute by minute would publish them: buckets close at their last
         minute or at the first minute after them, intervals descending, older buckets first.
         """
+        with batch.gc_paused():
+            return self._append_run(bars, times)
+
+    def _append_run(self, bars: Sequence[Bar], times: Sequence[int]) -> list[tuple[int, Bar]]:
         run_ms = np.fromiter(times, np.int64, len(times))
         closed: list[tuple[int, int, int, Bucket]] = []
         levels = batch.levels(bars, times)

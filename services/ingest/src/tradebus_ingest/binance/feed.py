@@ -6,9 +6,10 @@
   BINANCE_WS_SILENCE_S, REST polling starts (logged once) and bars keep flowing; when it is
   healthy again, polling stops (logged once) and a repair fills whatever fell between.
 
-In every mode a repair runs first (backfill), after every (re)connection, and again with
-backoff while minutes are known to be missing. `BinanceSeries` makes sure each minute is
-published once whichever path brings it.
+In every mode a repair runs first (backfill); a live minute after a gap (a reconnect, a
+takeover, a restart) has the gap repaired before it; and a repair that found REST unavailable
+is retried with backoff. `BinanceSeries` makes sure each minute is published once whichever
+path brings it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ class BinanceFeed:
                 base_url=settings.binance_ws_url,
                 symbols=settings.symbols,
                 sink=self._inbox.put_nowait,
-                on_open=self.series.repair_wanted.set,
                 open_timeout_s=settings.binance_timeout_s,
                 backoff_s=settings.binance_backoff_s,
                 backoff_max_s=settings.binance_backoff_max_s,
@@ -108,10 +108,11 @@ class BinanceFeed:
         if self.stream is None:
             return self.series.rest_error is None, f"binance REST polling{rest_problem}"
         ws_problem = self._ws_problem()
+        if self._poller is not None:
+            why = ws_problem or "websocket healthy again, taking over"
+            return self.series.rest_error is None, f"binance REST polling ({why}){rest_problem}"
         if ws_problem is None:
             return True, f"binance websocket live{rest_problem}"
-        if self._poller is not None:
-            return self.series.rest_error is None, f"binance REST polling ({ws_problem}){rest_problem}"
         return False, f"binance {ws_problem}{rest_problem}"
 
     def _ws_problem(self) -> str | None:
@@ -180,5 +181,4 @@ class BinanceFeed:
                 self._poller = None
                 log.info("websocket healthy again; it takes over from REST polling")
                 self._status.source = BarSource.BINANCE_WS
-                self.series.repair_wanted.set()
             await asyncio.sleep(interval)

@@ -9,6 +9,7 @@ fast with `RestUnavailable` until it ends, so nothing hammers a server that aske
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Final
 
@@ -18,6 +19,7 @@ from tradebus.logging import get_logger
 from tradebus_ingest import metrics
 
 log = get_logger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every request at INFO
 
 KLINES_PATH: Final = "/api/v3/klines"
 PING_PATH: Final = "/api/v3/ping"

@@ -15,7 +15,7 @@ Bars are `mode=live`: exchange data on the wall clock, however old (risk judges 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -93,10 +93,10 @@ class BinanceSeries:
             first: dict[str, int] = {}
             for bar in fresh:
                 first.setdefault(bar.symbol, bar.open_ms)
-            gaps = {s for s, open_ms in first.items() if s not in self._last or open_ms > self._last[s] + MINUTE_MS}
+            gaps = {s: t - MINUTE_MS for s, t in first.items() if s not in self._last or t > self._last[s] + MINUTE_MS}
             if gaps:
                 try:
-                    await self._repair(sorted(gaps), None)
+                    await self._repair(sorted(gaps), None, until=gaps)
                 except RestUnavailable:
                     self.repair_wanted.set()  # publish the live minutes now; their gap is filled later
                 fresh = self._unpublished(fresh)
@@ -116,7 +116,11 @@ class BinanceSeries:
                 latest[bar.symbol, bar.open_ms] = bar
         return sorted(latest.values(), key=lambda b: (b.open_ms, b.symbol))
 
-    async def _repair(self, symbols: Sequence[str], on_progress: ProgressFn | None) -> RepairProgress:
+    async def _repair(
+        self, symbols: Sequence[str], on_progress: ProgressFn | None, *, until: Mapping[str, int] | None = None
+    ) -> RepairProgress:
+        """Repair up to the last closed minute, or for a symbol in `until` up to that minute (a live
+        minute's gap: the minute itself comes from the live transport)."""
         now = self._clock.now_ms()
         end = last_closed_minute(now - self._close_grace_ms)
         history_start = now - self._history_ms
@@ -126,7 +130,8 @@ class BinanceSeries:
             if symbol in self._refused:
                 continue
             start = min(history_start, self._last.get(symbol, history_start) + MINUTE_MS)
-            ranges = await self._repository.missing_ranges(BINANCE_SERIES, symbol, start, end)
+            last = min(end, until[symbol]) if until and symbol in until else end
+            ranges = await self._repository.missing_ranges(BINANCE_SERIES, symbol, start, last)
             plan.extend((symbol, first, last) for first, last in ranges)
         progress = RepairProgress(total=sum((last - first) // MINUTE_MS + 1 for _, first, last in plan))
         if on_progress is not None:

@@ -5,7 +5,7 @@ answered by the `websockets` library (and it pings too, to notice a dead peer). 
 refused connection is retried with backoff; a connection is closed and reopened on purpose
 before Binance's 24 h cut. Only closed klines (`"x": true`) reach `sink`; every frame, open
 minutes' updates included, proves the stream alive (`last_frame`), which AUTO's monitor watches.
-`on_open` is called on every (re)connection: the feed repairs what was missed meanwhile.
+What a reconnect missed is repaired when the next closed minute arrives after the gap.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ class KlineStream:
         base_url: str,
         symbols: Sequence[str],
         sink: Callable[[Bar], None],
-        on_open: Callable[[], None],
         open_timeout_s: float,
         backoff_s: float,
         backoff_max_s: float,
@@ -52,7 +51,6 @@ class KlineStream:
         self.url = stream_url(base_url, symbols)
         self._symbols = frozenset(symbols)
         self._sink = sink
-        self._on_open = on_open
         self._open_timeout_s = open_timeout_s
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
@@ -114,4 +112,3 @@ class KlineStream:
         self.connected = self.ever_connected = True
         self.last_frame = asyncio.get_running_loop().time()
         metrics.WS_CONNECTED.labels(METRIC_SOURCE).set(1)
-        self._on_open()

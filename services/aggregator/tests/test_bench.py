@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tradebus.bench import BenchEnv
-
 from tradebus_aggregator.bench import bench
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import nats
 import numpy as np
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from tradebus import subjects
@@ -59,11 +60,8 @@ def synthetic_minutes(symbol: str, days: int, seed: int) -> list[Bar]:
     trades = np.where(idle, 0, rng.integers(1, 900, n))
     cents, lots = Decimal("0.01"), Decimal("0.00001")
     bars = []
-    for i, (o, h, lo, c, v, t) in enumerate(
-        zip(
-            opens.tolist(), highs.tolist(), lows.tolist(), closes.tolist(), volumes.tolist(), trades.tolist(), strict=True
-        )
-    ):
+    columns = (opens, highs, lows, closes, volumes, trades)
+    for i, (o, h, lo, c, v, t) in enumerate(zip(*(col.tolist() for col in columns), strict=True)):
         volume = v * lots
         close = c * cents
         bars.append(
@@ -202,6 +200,7 @@ async def _stream_latency(env: BenchEnv) -> Figure:
     sent: dict[int, float] = {}
     got: list[float] = []
     loop = asyncio.get_running_loop()
+    all_in = asyncio.Event()
     await service.start()
     nc = await nats.connect(env.nats_url)
     try:
@@ -211,6 +210,8 @@ async def _stream_latency(env: BenchEnv) -> Figure:
             closing = bar.open_ms + interval_ms("5m") - MINUTE_MS
             if closing in sent:
                 got.append(loop.time() - sent[closing])
+            if len(got) >= minutes // 5:
+                all_in.set()
 
         await nc.subscribe(subjects.bars("5m", symbol), cb=on_5m)
         events = [BarEvent.of(b, source="bench", mode=Mode.REPLAY) for b in bars]
@@ -218,7 +219,7 @@ async def _stream_latency(env: BenchEnv) -> Figure:
             started = sent[datetime_to_ms(event.data.open_time)] = loop.time()
             await service.publisher.publish_many(((subjects.bars("1m", symbol), event),))
             await asyncio.sleep(max(0.0, 1 / rate - (loop.time() - started)))
-        await _until(lambda: len(got) >= minutes // 5, 10.0)
+        await asyncio.wait_for(all_in.wait(), 10.0)
         relay = await _relay_latency(nc, minutes, rate)
     finally:
         await nc.close()
@@ -239,16 +240,19 @@ async def _stream_latency(env: BenchEnv) -> Figure:
     )
 
 
-async def _relay_latency(nc: nats.NATS, messages: int, rate: float) -> list[float]:
+async def _relay_latency(nc: NatsClient, messages: int, rate: float) -> list[float]:
     """The same hop without the aggregator: a subscriber that re-publishes each message."""
     loop = asyncio.get_running_loop()
     got: list[float] = []
+    all_in = asyncio.Event()
 
     async def relay(msg: Msg) -> None:
         await nc.publish("bench.relay.out", msg.data)
 
     async def received(msg: Msg) -> None:
         got.append(loop.time() - float(msg.data))
+        if len(got) >= messages:
+            all_in.set()
 
     await nc.subscribe("bench.relay.in", cb=relay)
     await nc.subscribe("bench.relay.out", cb=received)
@@ -257,12 +261,5 @@ async def _relay_latency(nc: nats.NATS, messages: int, rate: float) -> list[floa
         await nc.publish("bench.relay.in", repr(started).encode())
         await nc.flush()
         await asyncio.sleep(max(0.0, 1 / rate - (loop.time() - started)))
-    await _until(lambda: len(got) >= messages, 10.0)
+    await asyncio.wait_for(all_in.wait(), 10.0)
     return got
-
-
-async def _until(done: Any, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not done() and loop.time() < deadline:
-        await asyncio.sleep(0.01)

@@ -69,7 +69,7 @@ class Sizes:
         if smoke:
             return cls(replay_days=1, replay_symbols=2, replay_cap_s=30, live_symbols=20, live_rate=200, live_seconds=1)
         return cls(
-            replay_days=30, replay_symbols=10, replay_cap_s=300, live_symbols=100, live_rate=200, live_seconds=30
+            replay_days=30, replay_symbols=10, replay_cap_s=240, live_symbols=100, live_rate=200, live_seconds=30
         )
 
 

@@ -123,7 +123,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores (`nproc`), {cpu}, Python {platform.python_version()}, {platform.system()}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores (`nproc`), {cpu}, Python {platform.python_version()}, {platform.system()};"
+        f" load average at the end {load} (other work on the machine skews the figures)"
+    )
 
 
 def _notes(figures: list[Figure]) -> str:

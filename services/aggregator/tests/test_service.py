@@ -201,3 +201,21 @@ async def test_restart_mid_bucket_neither_loses_nor_duplicates(
     assert t.names() == ["5m@10:00", "5m@10:05"]
     restarted = t.events[1][1].data
     assert (restarted.complete, restarted.revision, restarted.volume) == (True, 0, 10)
+
+
+async def test_a_backfilled_run_takes_the_batch_path_and_publishes_every_interval(
+    nats_url: str, database_url: str, tap: Callable[[str], Any]
+) -> None:
+    sym = "AGGRUN"
+    t: Tap = await tap(sym)
+    settings = AggregatorSettings(nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0)
+    async with running(build_service(settings)) as service:
+        await send(service, [minute(at(i), symbol=sym) for i in range(0, 121) if i != 30])  # 10:00..12:00
+        await stored_1m(service, sym, 120)
+        await seen(t, 24 + 8 + 2 + 1)
+        assert t.names()[:4] == ["5m@10:00", "5m@10:05", "15m@10:00", "5m@10:10"]  # descending per minute
+        assert t.names()[-4:] == ["4h@08:00", "1h@11:00", "15m@11:45", "5m@11:55"]  # all closed by 11:59
+        incomplete = [n for n, (_, e) in zip(t.names(), t.events, strict=True) if not e.data.complete]
+        assert incomplete == ["5m@10:30", "15m@10:30", "1h@10:00", "4h@08:00"]  # 08:00-09:59 never sent
+        counts = await service.pool.fetch("SELECT interval, bars FROM bar_counts WHERE symbol = $1", sym)
+        assert {r["interval"]: r["bars"] for r in counts} == {"1m": 120, "5m": 24, "15m": 8, "1h": 2, "4h": 1}

@@ -64,11 +64,7 @@ async def tap(nats_url: str) -> AsyncIterator[Callable[[str], Any]]:
 
 
 def make(nats_url: str, database_url: str) -> Service:
-    # batch_size=1 sidesteps the shell's pull-loop stall on partial batches (see the report); the
-    # batch path itself is covered by the pure tests.
-    settings = AggregatorSettings(
-        nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0, aggregator_batch_size=1
-    )
+    settings = AggregatorSettings(nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0)
     return build_service(settings)
 
 

@@ -27,6 +27,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tradebus.events import Bar
+from tradebus.testing import wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 
 KLINES_WEIGHT = 2
@@ -73,7 +74,10 @@ def kline_frame(bar: Bar, *, closed: bool, event_ms: int) -> str:
         "Q": "0",
         "B": "0",
     }
-    message = {"stream": f"{bar.symbol.lower()}@kline_1m", "data": {"e": "kline", "E": event_ms, "s": bar.symbol, "k": kline}}
+    message = {
+        "stream": f"{bar.symbol.lower()}@kline_1m",
+        "data": {"e": "kline", "E": event_ms, "s": bar.symbol, "k": kline},
+    }
     return orjson.dumps(message).decode()
 
 
@@ -165,8 +169,12 @@ class FakeBinance:
             asyncio.create_task(self._server.serve(sockets=[self._socket])),
             asyncio.create_task(self._heartbeat()),
         ]
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        server = self._server
+
+        async def started() -> bool:
+            return server.started
+
+        await wait_for(started, what="fake Binance listening")
 
     async def stop(self) -> None:
         await self.drop_connections()

@@ -4,6 +4,7 @@ every minute once, in order, equal to what the exchange served."""
 
 from __future__ import annotations
 
+import orjson
 from binance_support import (
     HISTORY_MINUTES,
     T0,
@@ -13,16 +14,18 @@ from binance_support import (
     exchange_klines,
     sample,
     series_reached,
+    stored_series,
 )
-from fake_binance import fake_binance
+from fake_binance import FakeBinance, fake_binance, kline_frame
 from nats.aio.client import Client
 from structlog.testing import capture_logs
 
 from tradebus.testing import running, wait_for
-from tradebus.timeframes import MINUTE_MS
+from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_ingest.app import build_service
 
 HISTORY_START = T0 - HISTORY_MINUTES * MINUTE_MS
+REJECTED = "tradebus_ingest_rejected_messages_total"
 
 
 async def test_websocket_disconnect_mid_stream_reconnects_and_repairs_the_gap(
@@ -32,9 +35,7 @@ async def test_websocket_disconnect_mid_stream_reconnects_and_repairs_the_gap(
     market = Market()
     async with fake_binance(exchange_klines(symbols), market.clock) as server:
         market.server = server
-        service = build_service(
-            binance_settings(nats_url, database_url, server, symbols, "ws"), clock=market.clock
-        )
+        service = build_service(binance_settings(nats_url, database_url, server, symbols, "ws"), clock=market.clock)
         success = sample("websocket_reconnections_total", {"source": "binance", "status": "success"})
         failure = sample("websocket_reconnections_total", {"source": "binance", "status": "failure"})
         async with running(service):
@@ -146,3 +147,136 @@ def _feed_detail(service: object, prefix: str) -> object:
         return bool(checks["feed"].detail.startswith(prefix))
 
     return check
+
+
+async def test_rate_limits_are_honoured(nats_url: str, database_url: str, nc: Client) -> None:
+    """A 429 is waited out for its Retry-After and the call repeated; a 418 ban longer than we wait
+    stops REST calls (readiness says why) instead of hammering the server."""
+    symbols = ("RESTLIMIT",)
+    history = 1500  # two pages of at most 1000
+    market = Market()
+    async with fake_binance(exchange_klines(symbols, before=history + 10), market.clock) as server:
+        market.server = server
+        server.rate_limited, server.retry_after = 1, 1
+        settings = binance_settings(nats_url, database_url, server, symbols, "rest", backfill_days=history / 1440)
+        service = build_service(settings, clock=market.clock)
+        limited = sample("tradebus_ingest_rest_calls_total", {"status": "429"})
+        async with running(service):
+            await wait_for(series_reached(service, symbols, market.last_closed), timeout=15, what="backfill")
+            first, retried, second_page = server.requests[:3]
+            assert (first.status, retried.status, second_page.status) == (429, 200, 200)
+            assert (retried.start_ms, retried.end_ms, retried.limit) == (first.start_ms, first.end_ms, 1000)
+            assert retried.at - first.at >= 1.0
+            assert second_page.start_ms == first.start_ms + 1000 * MINUTE_MS
+            assert sample("tradebus_ingest_rest_calls_total", {"status": "429"}) == limited + 1
+            await market.next_minute()
+            await wait_for(series_reached(service, symbols, market.last_closed), what="polled minute")
+
+            server.rate_limited, server.rate_limit_status, server.retry_after = 1, 418, 600
+            await market.next_minute()
+            await wait_for(_feed_detail(service, "binance REST polling; REST failing: rate limited"), what="ban")
+            calls = len(server.requests)
+            await market.next_minute()
+            await wait_for(_feed_detail(service, "binance REST polling; REST failing"), what="still banned")
+            assert len(server.requests) == calls  # no call while banned
+            ready, checks = await service.readiness()
+            assert ready == "degraded" and not checks["feed"].ok
+            start = T0 - history * MINUTE_MS
+            await assert_exact_series(nc, service.pool, "RESTLIMIT", server.served("RESTLIMIT", start, T0))
+
+
+async def test_bad_frames_are_counted_logged_once_and_never_a_bar(nats_url: str, database_url: str, nc: Client) -> None:
+    symbols = ("BADFRAME",)
+    market = Market()
+    async with fake_binance(exchange_klines(symbols), market.clock) as server:
+        market.server = server
+        service = build_service(binance_settings(nats_url, database_url, server, symbols, "ws"), clock=market.clock)
+        reasons = ("not_json", "malformed", "high_below_low", "unknown_symbol")
+        before = {r: sample(REJECTED, {"transport": "binance-ws", "reason": r}) for r in reasons}
+        async with running(service):
+            await wait_for(series_reached(service, symbols, market.last_closed), what="backfill")
+            await wait_for(_connected(server), what="websocket open")
+            good = server.served("BADFRAME", T0, T0)[0]
+            inverted = good.model_copy(update={"high": good.low, "low": good.high})
+            truncated = kline_frame(good, closed=True, event_ms=T0)
+            lacking_open = orjson.loads(truncated)
+            del lacking_open["data"]["k"]["o"]
+            with capture_logs() as logs:
+                for frame in (
+                    "not json at all",
+                    "not json either",
+                    truncated[: len(truncated) // 2],
+                    b"\x00\xff\x01",
+                    orjson.dumps(lacking_open).decode(),
+                    kline_frame(inverted, closed=True, event_ms=T0),
+                    kline_frame(good.model_copy(update={"symbol": "OTHERUSDT"}), closed=True, event_ms=T0),
+                ):
+                    await server.send_raw(frame)
+                await market.next_minute()  # now the good kline of T0
+                await wait_for(series_reached(service, symbols, T0), what="good minute")
+            assert {r: sample(REJECTED, {"transport": "binance-ws", "reason": r}) - before[r] for r in reasons} == {
+                "not_json": 4, "malformed": 1, "high_below_low": 1, "unknown_symbol": 1
+            }  # fmt: skip
+            logged = [e["reason"] for e in logs if e["event"].startswith("exchange message rejected")]
+            assert sorted(logged) == sorted(reasons)  # once per kind
+            assert server.connects == 1  # nothing dropped the connection
+            transports = await assert_exact_series(
+                nc, service.pool, "BADFRAME", server.served("BADFRAME", HISTORY_START, T0)
+            )
+            assert transports[T0] == "binance-ws"
+
+
+async def test_a_gap_after_a_restart_is_repaired_in_order(nats_url: str, database_url: str, nc: Client) -> None:
+    symbols = ("RESTARTA", "RESTARTB")
+    market = Market()
+    async with fake_binance(exchange_klines(symbols), market.clock) as server:
+        market.server = server
+        settings = binance_settings(nats_url, database_url, server, symbols, "ws")
+        service = build_service(settings, clock=market.clock)
+        async with running(service):
+            await wait_for(series_reached(service, symbols, market.last_closed), what="backfill")
+            await wait_for(_connected(server), what="websocket open")
+            await market.next_minute()
+            await wait_for(series_reached(service, symbols, market.last_closed), what="websocket minute")
+        await market.next_minute(5)  # five minutes close while ingest is down
+        calls = len(server.requests)
+        service = build_service(settings, clock=market.clock)
+        async with running(service):
+            await wait_for(series_reached(service, symbols, market.last_closed), what="gap repaired")
+            assert {(r.symbol, r.start_ms, r.end_ms) for r in server.requests[calls:]} == {
+                (s, T0 + MINUTE_MS, T0 + 5 * MINUTE_MS) for s in symbols
+            }  # only the missing minutes were asked for
+            await wait_for(_connected(server), what="websocket open again")
+            await market.next_minute()
+            await wait_for(series_reached(service, symbols, market.last_closed), what="websocket minute after")
+            for symbol in symbols:
+                await assert_exact_series(
+                    nc, service.pool, symbol, server.served(symbol, HISTORY_START, market.last_closed)
+                )
+
+
+async def test_auto_runs_offline_until_binance_answers(nats_url: str, database_url: str) -> None:
+    symbols = ("OFFLINEA",)
+    market = Market()
+    server = FakeBinance(exchange_klines(symbols), market.clock)  # bound, not listening: unreachable
+    market.server = server
+    settings = binance_settings(nats_url, database_url, server, symbols, "auto", backfill_days=10 / 1440)
+    service = build_service(settings, clock=market.clock)
+    try:
+        async with running(service):
+            await wait_for(_feed_detail(service, "offline data source: synthetic feed (Binance unreachable: REST"))
+            ready, _ = await service.readiness()
+            assert ready == "degraded"
+            await server.start()
+            await wait_for(_feed_detail(service, "binance websocket live"), what="switch to Binance")
+            await wait_for(series_reached(service, symbols, market.last_closed), what="Binance history")
+            assert (await service.readiness())[0] == "ok"
+            rows = await stored_series(service.pool, "OFFLINEA")
+            expected = server.served("OFFLINEA", T0 - 10 * MINUTE_MS, market.last_closed)
+            assert [(datetime_to_ms(r["open_time"]), r["close"]) for r in rows] == [
+                (b.open_ms, b.close) for b in expected
+            ]
+            synthetic_rows = await service.pool.fetchval("SELECT count(*) FROM bars WHERE source = 'synthetic'")
+            assert synthetic_rows == 10
+    finally:
+        await server.stop()

@@ -65,7 +65,13 @@ class BinanceRest:
 
     async def klines(self, symbol: str, start_ms: int, end_ms: int, limit: int = PAGE_LIMIT) -> list[object]:
         """Raw 1m klines of `symbol` opening in [start_ms, end_ms], oldest first, at most `limit`."""
-        params: dict[str, str | int] = {"symbol": symbol, "interval": "1m", "startTime": start_ms, "endTime": end_ms, "limit": limit}
+        params: dict[str, str | int] = {
+            "symbol": symbol,
+            "interval": "1m",
+            "startTime": start_ms,
+            "endTime": end_ms,
+            "limit": limit,
+        }
         body = await self._get(KLINES_PATH, params, weight=KLINES_WEIGHT)
         if not isinstance(body, list):
             raise RestUnavailable(f"klines answer is not a list: {str(body)[:120]}")

@@ -108,6 +108,19 @@ def tail(
 
 
 @app.command()
+def backfill(
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: SYMBOLS).")] = (
+        None
+    ),
+    days: Annotated[float | None, typer.Option(min=0, help="Days of 1m history (default: BACKFILL_DAYS, 30).")] = None,
+) -> None:
+    """Fetch missing 1m history from Binance REST (BINANCE_REST_URL) onto the bus; resumable."""
+    from tradebus_cli.backfill import backfill_command
+
+    raise typer.Exit(backfill_command(bus_url(), symbols, days, console))
+
+
+@app.command()
 def replay(
     files: Annotated[list[str], typer.Argument(help="Binance 1m kline CSV or zip files (globs allowed).")],
     speed: Annotated[str, typer.Option(help="'max', or a multiple of real time such as 60.")] = "max",

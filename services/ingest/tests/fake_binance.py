@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 import uvicorn
@@ -81,7 +82,7 @@ def kline_frame(bar: Bar, *, closed: bool, event_ms: int) -> str:
     return orjson.dumps(message).decode()
 
 
-class Clock:
+class Clock(Protocol):
     def now_ms(self) -> int: ...
 
 

@@ -40,7 +40,13 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("INGEST_SOURCE", "binance"), ("INGEST_REPLAY_SPEED", "0"), ("BACKFILL_DAYS", "-1")]
+    ("name", "value"),
+    [
+        ("INGEST_SOURCE", "binance"),
+        ("BINANCE_WS_SILENCE_S", "0"),
+        ("INGEST_REPLAY_SPEED", "0"),
+        ("BACKFILL_DAYS", "-1"),
+    ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
@@ -53,3 +59,19 @@ def test_replay_without_usable_files_refuses_to_build(tmp_path: Path) -> None:
         build_service(IngestSettings(ingest_source="replay"))
     with pytest.raises(FileNotFoundError):
         build_service(IngestSettings(ingest_source="replay", ingest_replay_files=str(tmp_path / "none.csv")))
+
+
+def test_binance_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert IngestSettings().binance_rest_url == "https://api.binance.com"
+    assert IngestSettings().binance_ws_url == "wss://stream.binance.com:9443"
+    assert IngestSettings().binance_ws_max_age_s < 24 * 3600
+    monkeypatch.setenv("INGEST_SOURCE", "ws")
+    monkeypatch.setenv("BINANCE_REST_URL", "http://127.0.0.1:8999/")
+    monkeypatch.setenv("BINANCE_WS_URL", "ws://127.0.0.1:8998")
+    monkeypatch.setenv("BINANCE_WS_SILENCE_S", "0.5")
+    monkeypatch.setenv("BINANCE_BACKOFF_S", "0.1")
+    settings = IngestSettings()
+    assert settings.ingest_source == "ws"
+    assert settings.binance_rest_url == "http://127.0.0.1:8999"
+    assert settings.binance_ws_url == "ws://127.0.0.1:8998"
+    assert (settings.binance_ws_silence_s, settings.binance_backoff_s) == (0.5, 0.1)

@@ -45,7 +45,7 @@ def _row(figure: Figure) -> tuple[str, ...]:
         figure.key,
         _number(figure.value),
         _number(figure.baseline),
-        f"{figure.ratio:.2f}",
+        _number(figure.ratio),
         figure.unit,
         figure.goal,
         goal_met(figure),

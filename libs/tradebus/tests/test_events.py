@@ -46,8 +46,8 @@ def test_json_shape() -> None:
     assert doc["mode"] == "replay"
     assert doc["emitted_at"].endswith("Z")
     data = doc["data"]
-    assert data["open_time"] == "2024-01-01T00:00:00.000Z"
-    assert data["close_time"] == "2024-01-01T00:04:59.999Z"
+    assert data["open_time"] == "2024-01-01T00:00:00Z"
+    assert data["close_time"] == "2024-01-01T00:04:59.999000Z"
     assert data["volume"] == "12.00000001" and data["close"] == "100.10"
 
 
@@ -75,7 +75,7 @@ def test_trace_id_is_deterministic() -> None:
         (("data", "volume"), "-1", "greater than or equal to 0"),
         (("data", "symbol"), "btcusdt", "upper-case"),
         (("data", "interval"), "2m", "Input should be"),
-        (("data", "open_time"), "2024-01-01T00:00:00", "time zone"),
+        (("data", "open_time"), "2024-01-01T00:00:00", "timezone"),
     ],
 )
 def test_bad_fields_are_refused_with_a_reason(path: tuple[str, str], value: str, message: str) -> None:

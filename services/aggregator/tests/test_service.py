@@ -152,7 +152,7 @@ async def check_http(service: Service, sym: str) -> None:
         ]
         assert bars[0]["close"] == "101" and bars[0]["volume"] == "6" and bars[1]["revision"] == 1
         newest = (await client.get("/v1/bars", params={"symbol": sym, "interval": "5m", "limit": 2})).json()
-        assert [b["open_time"] for b in newest] == ["2024-03-05T10:55:00.000Z", "2024-03-05T11:00:00.000Z"]
+        assert [b["open_time"] for b in newest] == ["2024-03-05T10:55:00Z", "2024-03-05T11:00:00Z"]
         window = await client.get(
             "/v1/bars",
             params={"symbol": sym, "interval": "1m", "start": "2024-03-05T10:10:00Z", "end": "2024-03-05T10:13:00Z"},

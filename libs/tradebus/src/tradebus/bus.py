@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
@@ -192,8 +193,9 @@ class BatchConsumer(Generic[E]):
     async def consume(self, batch: Sequence[Msg]) -> None:
         self.last_batch_at = datetime.now(tz=UTC)
         good: list[tuple[E, Msg]] = []
+        for subject, count in Counter(msg.subject for msg in batch).items():
+            metrics.BUS_IN.labels(self.service, subject).inc(count)
         for msg in batch:
-            metrics.BUS_IN.labels(self.service, msg.subject).inc()
             if self._accept is not None and not self._accept(msg.subject):
                 await msg.ack()
                 continue

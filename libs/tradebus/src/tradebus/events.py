@@ -13,18 +13,12 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
-from tradebus.timeframes import Interval, close_time_ms, datetime_to_ms, iso_utc, ms_to_datetime
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a time zone (UTC)")
-    # The wire format has millisecond precision; keep the model equal to what it serialises to.
-    return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+from tradebus.timeframes import Interval, close_time_ms, datetime_to_ms, ms_to_datetime
 
 
 def _upper_symbol(value: str) -> str:
@@ -33,8 +27,11 @@ def _upper_symbol(value: str) -> str:
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc), PlainSerializer(iso_utc, return_type=str, when_used="json")]
-"""An aware datetime, normalised to UTC, serialised as `2024-01-01T00:00:00.000Z`."""
+UtcDatetime = AwareDatetime
+"""An aware datetime (naive ones are refused); tradebus emits UTC, serialised as `2024-01-01T00:00:00Z`.
+
+Validation and serialisation stay in pydantic's core: a Python validator here cost up to 8% of a
+consumer's time. Times are made UTC and millisecond-precise where they are created."""
 
 
 def _plain_decimal(value: Decimal) -> str:
@@ -56,6 +53,11 @@ _NAMESPACE = uuid.UUID("6f1c1d2e-7a0b-4c3e-9d53-0b7a2b1f9e10")
 def trace_id_for(event_id: str) -> str:
     """A deterministic trace id for an event that starts a trace (a 1m bar, a probe)."""
     return uuid.uuid5(_NAMESPACE, event_id).hex
+
+
+def _now_ms_precision() -> datetime:
+    now = datetime.now(tz=UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class Mode(StrEnum):
@@ -136,7 +138,7 @@ class Envelope(_Model):
             event_type=cls.EVENT_TYPE,
             schema_version=cls.SCHEMA_VERSION,
             source=source,
-            emitted_at=emitted_at or datetime.now(tz=UTC),
+            emitted_at=emitted_at or _now_ms_precision(),
             trace_id=trace_id,
             mode=mode,
             data=data,  # type: ignore[call-arg]
@@ -170,7 +172,7 @@ class Bar(_Model):
     source: BarSource
     revision: int = Field(default=0, ge=0, description="Raised each time a late minute corrects the bar.")
 
-    @property
+    @cached_property
     def open_ms(self) -> int:
         return datetime_to_ms(self.open_time)
 

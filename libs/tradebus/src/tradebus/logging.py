@@ -26,7 +26,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         processors=[*shared, _add_service(service), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # logging is off the hot path; keeps capture_logs working
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -89,7 +89,9 @@ async def test_websocket_silence_hands_over_to_rest_and_back(nats_url: str, data
     market = Market()
     async with fake_binance(exchange_klines(symbols), market.clock) as server:
         market.server = server
-        settings = binance_settings(nats_url, database_url, server, symbols, "auto", log_level="INFO")
+        settings = binance_settings(
+            nats_url, database_url, server, symbols, "auto", log_level="INFO", binance_ws_silence_s=1.0
+        )
         service = build_service(settings, clock=market.clock)
         async with running(service):
             await wait_for(series_reached(service, symbols, market.last_closed), what="backfill")
@@ -280,3 +282,24 @@ async def test_auto_runs_offline_until_binance_answers(nats_url: str, database_u
             assert synthetic_rows == 10
     finally:
         await server.stop()
+
+
+async def test_a_symbol_the_exchange_does_not_know_is_refused_once(
+    nats_url: str, database_url: str, nc: Client
+) -> None:
+    market = Market()
+    async with fake_binance(exchange_klines(("KNOWNSYM",)), market.clock) as server:
+        market.server = server
+        settings = binance_settings(nats_url, database_url, server, ("KNOWNSYM", "NOSUCHSYM"), "rest")
+        service = build_service(settings, clock=market.clock)
+        refused = sample(REJECTED, {"transport": "binance-rest", "reason": "refused_symbol"})
+        async with running(service):
+            await wait_for(series_reached(service, ("KNOWNSYM",), market.last_closed), what="backfill")
+            await market.next_minute(2)
+            await wait_for(series_reached(service, ("KNOWNSYM",), market.last_closed), what="polled minutes")
+            assert [r.symbol for r in server.requests].count("NOSUCHSYM") == 1
+            assert sample(REJECTED, {"transport": "binance-rest", "reason": "refused_symbol"}) == refused + 1
+            assert (await service.readiness())[1]["feed"].ok
+            expected = server.served("KNOWNSYM", HISTORY_START, market.last_closed)
+            await assert_exact_series(nc, service.pool, "KNOWNSYM", expected)
+            assert await stored_series(service.pool, "NOSUCHSYM") == []

@@ -130,8 +130,8 @@ class BinanceSeries:
             if symbol in self._refused:
                 continue
             start = min(history_start, self._last.get(symbol, history_start) + MINUTE_MS)
-            last = min(end, until[symbol]) if until and symbol in until else end
-            ranges = await self._repository.missing_ranges(BINANCE_SERIES, symbol, start, last)
+            stop = min(end, until[symbol]) if until and symbol in until else end
+            ranges = await self._repository.missing_ranges(BINANCE_SERIES, symbol, start, stop)
             plan.extend((symbol, first, last) for first, last in ranges)
         progress = RepairProgress(total=sum((last - first) // MINUTE_MS + 1 for _, first, last in plan))
         if on_progress is not None:

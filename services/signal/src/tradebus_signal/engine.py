@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tradebus.events import Bar, BarEvent, Signal, SignalEvent, signal_event_id
 from tradebus.timeframes import Interval
-from tradebus_signal.model import decide
+from tradebus_signal.model import ScoredHorizon, decide, decide_scored, scored
 from tradebus_signal.params import ModelParams
 from tradebus_signal.series import Applied, HorizonView, Series
 
@@ -43,6 +43,8 @@ class SignalEngine:
         self.window = window
         self._observe = observe
         self._series: dict[tuple[str, Interval], Series] = {}
+        self._scored: dict[tuple[str, Interval], ScoredHorizon] = {}
+        """Each series' scored view, dropped when the series changes."""
 
     def accepts(self, interval: str) -> bool:
         return interval in self.horizons
@@ -51,6 +53,7 @@ class SignalEngine:
         """Forget the series of `symbols` and rebuild them from `bars` (start-up, after a failure)."""
         dropped = set(symbols)
         self._series = {key: s for key, s in self._series.items() if key[0] not in dropped}
+        self._scored = {key: s for key, s in self._scored.items() if key[0] not in dropped}
         grouped: dict[tuple[str, Interval], list[Bar]] = defaultdict(list)
         for bar in bars:
             if self.accepts(bar.interval):
@@ -67,6 +70,7 @@ class SignalEngine:
             applied = self._get(bar.symbol, bar.interval).apply(bar)
             if applied is Applied.IGNORED:
                 continue
+            self._scored.pop((bar.symbol, bar.interval), None)
             out.bars.append(bar)
             if bar.interval == self.base and applied is Applied.APPENDED:
                 out.signals.append(self._signal_event(event))
@@ -76,8 +80,8 @@ class SignalEngine:
         bar = event.data
         started = time.perf_counter()
         base = self._get(bar.symbol, self.base)
-        views = [self._view(bar.symbol, h) for h in self.horizons]
-        signal = decide(bar, views, base.recent(self.params.swing_lookback), self.params)
+        horizons = [self._scored_horizon(bar.symbol, h) for h in self.horizons]
+        signal = decide_scored(bar, horizons, base.recent(self.params.swing_lookback), self.params)
         if self._observe is not None:
             self._observe(time.perf_counter() - started)
         return SignalEvent.build(
@@ -88,9 +92,14 @@ class SignalEngine:
             mode=event.mode,
         )
 
-    def _view(self, symbol: str, interval: Interval) -> HorizonView:
-        series = self._series.get((symbol, interval))
-        return series.view() if series else HorizonView(interval, 0, 0, {})
+    def _scored_horizon(self, symbol: str, interval: Interval) -> ScoredHorizon:
+        key = (symbol, interval)
+        cached = self._scored.get(key)
+        if cached is None:
+            series = self._series.get(key)
+            view = series.view() if series else HorizonView(interval, 0, 0, {})
+            cached = self._scored[key] = scored(view, self.params)
+        return cached
 
     def _get(self, symbol: str, interval: Interval) -> Series:
         key = (symbol, interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from tradebus.events import (
@@ -31,6 +32,24 @@ def to_decimal(value: float) -> Decimal:
 def unit(value: float) -> Decimal:
     """A score in [0, 1] with four decimals."""
     return Decimal(format(max(0.0, min(1.0, value)), ".4f")).quantize(_UNIT)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredHorizon:
+    """One horizon's share of a signal. It changes only when that horizon's series does, so
+    the engine keeps it until then instead of rescoring every horizon on every base bar."""
+
+    score: HorizonScore
+    signal: HorizonSignal
+    features: dict[str, Decimal]
+    """`signal.features` under the horizon's prefix, as the signal's flat `features` has them."""
+
+
+def scored(view: HorizonView, params: ModelParams) -> ScoredHorizon:
+    score = score_horizon(view, params)
+    signal = _horizon_signal(score)
+    prefix = f"{signal.interval}."
+    return ScoredHorizon(score, signal, {prefix + name: value for name, value in signal.features.items()})
 
 
 def _horizon_signal(h: HorizonScore) -> HorizonSignal:
@@ -68,7 +87,19 @@ def decide(
 ) -> Signal:
     """The signal for the close of `trigger` (the base horizon's bar, `views[0]`); `recent` are
     the base bars up to and including it, for swing levels."""
-    scores = [score_horizon(v, params) for v in views]
+    return decide_scored(trigger, [scored(v, params) for v in views], recent, params, explain=explain)
+
+
+def decide_scored(
+    trigger: Bar,
+    horizons: Sequence[ScoredHorizon],
+    recent: Sequence[Bar],
+    params: ModelParams,
+    *,
+    explain: bool = True,
+) -> Signal:
+    """`decide` from already scored horizons."""
+    scores = [h.score for h in horizons]
     agreed: ConsensusScore = consensus(scores, params)
     state = state_of(agreed, params)
     rationale = _rationale(scores, agreed.agreement)
@@ -81,8 +112,9 @@ def decide(
             rationale.append("no_plan")
         elif plan.swing_target:
             rationale.append("swing_target")
-    horizons = [_horizon_signal(h) for h in scores]
-    features = {f"{h.interval}.{name}": value for h in horizons for name, value in h.features.items()}
+    features: dict[str, Decimal] = {}
+    for h in horizons:
+        features |= h.features
     features["consensus.score"] = to_decimal(agreed.score)
     signal = Signal(
         symbol=trigger.symbol,
@@ -92,7 +124,7 @@ def decide(
         state=state,
         direction=agreed.direction if state is not SignalState.NEUTRAL else Direction.FLAT,
         confidence=unit(agreed.confidence),
-        horizons=horizons,
+        horizons=[h.signal for h in horizons],
         consensus=Consensus(
             consensus_direction=agreed.direction,
             consensus_confidence=unit(agreed.confidence),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from tradebus.events import Bar, BarEvent, Signal, SignalEvent, signal_event_id
 from tradebus.timeframes import Interval
+from tradebus_signal.encoded import EncodedSignalEvent
 from tradebus_signal.model import ScoredHorizon, decide, decide_scored, scored
 from tradebus_signal.params import ModelParams
 from tradebus_signal.series import Applied, HorizonView, Series
@@ -84,7 +85,7 @@ class SignalEngine:
         signal = decide_scored(bar, horizons, base.recent(self.params.swing_lookback), self.params)
         if self._observe is not None:
             self._observe(time.perf_counter() - started)
-        return SignalEvent.build(
+        return EncodedSignalEvent.build(
             event_id=signal_event_id(bar.symbol, self.base, bar.open_ms),
             source=SERVICE,
             trace_id=event.trace_id,

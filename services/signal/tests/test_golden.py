@@ -87,3 +87,11 @@ def test_signals_over_the_golden_input_are_unchanged() -> None:
 
 if __name__ == "__main__":
     print(digest(run_engine(list(_events()))))
+
+
+def test_an_updated_copy_of_an_encoded_event_is_encoded_afresh() -> None:
+    event = run_engine(list(_events())[:40])[0]
+    published = event.model_dump_json()
+    copy = event.model_copy(update={"trace_id": "other"})
+    assert event.model_dump_json() == published
+    assert copy.model_dump_json() == published.replace(f'"trace_id":"{event.trace_id}"', '"trace_id":"other"')

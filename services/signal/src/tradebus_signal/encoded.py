@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
 
 from pydantic import PrivateAttr
 
@@ -22,3 +23,9 @@ class EncodedSignalEvent(SignalEvent):
         if self._json is None:
             self._json = super().model_dump_json()
         return self._json
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy encodes afresh: `update` may have changed what the kept JSON says."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._json = None
+        return copy

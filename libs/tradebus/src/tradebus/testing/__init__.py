@@ -14,8 +14,9 @@ from tradebus.service import Service
 from tradebus.timeframes import Interval
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is true; fail the test after `timeout` seconds (generous: a loaded
+    CI machine is slow, and a passing test never waits for the limit)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await predicate():

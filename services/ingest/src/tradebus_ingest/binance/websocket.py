@@ -27,6 +27,8 @@ from tradebus_ingest.klines import Rejected
 log = get_logger(__name__)
 
 METRIC_SOURCE: Final = "binance"
+CLOSE_TIMEOUT_S: Final = 2.0
+"""How long a closing handshake may take before the connection is dropped (default 10 s)."""
 
 
 def stream_url(base_url: str, symbols: Sequence[str]) -> str:
@@ -70,7 +72,9 @@ class KlineStream:
             reconnect = attempts > 0
             attempts += 1
             try:
-                async with connect(self.url, open_timeout=self._open_timeout_s, max_size=2**20) as ws:
+                async with connect(
+                    self.url, open_timeout=self._open_timeout_s, close_timeout=CLOSE_TIMEOUT_S, max_size=2**20
+                ) as ws:
                     self._opened(reconnect=reconnect)
                     failures = 0
                     await self._read(ws)
@@ -94,7 +98,10 @@ class KlineStream:
         deadline = loop.time() + self._max_age_s
         while (remaining := deadline - loop.time()) > 0:
             try:
-                frame = await asyncio.wait_for(ws.recv(), timeout=remaining)
+                # asyncio.timeout, not wait_for: wait_for's inner task could hang the cancellation of
+                # a shutting-down feed (seen under load in the tests).
+                async with asyncio.timeout(remaining):
+                    frame = await ws.recv()
             except TimeoutError:
                 break
             self.last_frame = loop.time()

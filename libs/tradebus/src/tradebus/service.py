@@ -41,6 +41,7 @@ E = TypeVar("E", bound=Envelope)
 Hook = Callable[[], Awaitable[None]]
 
 CORE_CHECKS: Final = ("bus", "database", "consumers")
+STOP_TIMEOUT_S: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,10 @@ class Service:
         self.stopping.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            for task in stuck:  # shutdown must finish even if a loop ignores its cancellation
+                log.error("background loop did not stop; abandoning it", task=task.get_name())
         for consumer in self._consumers:
             consumer.stop()
         _, pending = await asyncio.wait(self._consumer_tasks, timeout=20.0) if self._consumer_tasks else ((), ())

@@ -10,7 +10,6 @@ second run fetches only what is still missing. A running ingest service sees the
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -25,7 +24,7 @@ from tradebus.bus import Publisher, ensure_streams
 from tradebus.embedded import nats_answers
 from tradebus_cli.deps import DEFAULT_DATABASE_URL
 from tradebus_cli.render import progress_bar
-from tradebus_cli.rundir import RunDir
+from tradebus_cli.rundir import stack_url
 from tradebus_ingest.binance.rest import BinanceRest, RestUnavailable
 from tradebus_ingest.binance.series import BinanceSeries, RepairProgress
 from tradebus_ingest.clock import WallClock
@@ -55,16 +54,6 @@ class BackfillReport:
     def without_data(self) -> int:
         """Missing minutes the exchange has no kline for (before a listing, during an outage)."""
         return self.progress.total - self.progress.published
-
-
-def database_url() -> str:
-    """DATABASE_URL, else the database of the local stack (it may be embedded), else the default."""
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    state = RunDir.from_env().read_state()
-    if state and "postgres" in state.deps:
-        return state.deps["postgres"].url
-    return DEFAULT_DATABASE_URL
 
 
 async def backfill(
@@ -127,7 +116,11 @@ def backfill_command(nats_url: str, symbols: str | None, days: float | None, con
     try:
         report = asyncio.run(
             backfill(
-                nats_url=nats_url, database_url=database_url(), symbols=defaults.symbols, days=window, console=console
+                nats_url=nats_url,
+                database_url=stack_url("DATABASE_URL", "postgres", DEFAULT_DATABASE_URL),
+                symbols=defaults.symbols,
+                days=window,
+                console=console,
             )
         )
     except BackfillError as exc:

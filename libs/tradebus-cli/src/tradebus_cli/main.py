@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from tradebus_cli import logs, stack
 from tradebus_cli.deps import DEFAULT_NATS_URL
-from tradebus_cli.rundir import RunDir
+from tradebus_cli.rundir import stack_url
 
 app = typer.Typer(help="tradebus: an event-driven crypto trading pipeline on NATS JetStream.", no_args_is_help=True)
 console = Console()
@@ -20,12 +19,7 @@ console = Console()
 
 def bus_url() -> str:
     """NATS_URL, else the bus of the local stack (it may be embedded), else the default."""
-    if url := os.environ.get("NATS_URL"):
-        return url
-    state = RunDir.from_env().read_state()
-    if state and "nats" in state.deps:
-        return state.deps["nats"].url
-    return DEFAULT_NATS_URL
+    return stack_url("NATS_URL", "nats", DEFAULT_NATS_URL)
 
 
 @app.command()

@@ -167,3 +167,13 @@ class RunDir:
     def release_supervisor(self, handle: IO[str]) -> None:
         self.pid_file.unlink(missing_ok=True)
         handle.close()
+
+
+def stack_url(env_var: str, dep: str, default: str) -> str:
+    """`env_var` when set, else the URL of the local stack's `dep` (it may be embedded), else `default`."""
+    if url := os.environ.get(env_var):
+        return url
+    state = RunDir.from_env().read_state()
+    if state and dep in state.deps:
+        return state.deps[dep].url
+    return default

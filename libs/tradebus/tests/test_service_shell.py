@@ -9,6 +9,8 @@ import httpx
 import nats
 import orjson
 import pytest
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from tradebus import subjects
 from tradebus.events import BarEvent, BarSource, make_bar
@@ -79,19 +81,22 @@ async def test_consumes_dedupes_and_dead_letters(demo, private_nats_url: str) ->
     await js.publish("bars.1m.BTCUSDT", b"{not json", headers={"Nats-Msg-Id": "junk-1"})
     await js.publish("bars.1m.BTCUSDT", b"\xff\xfe", headers={"Nats-Msg-Id": "junk-2"})
     poison = _bar_event(60, close="666")
-    await service.publisher.publish("bars.1m.BTCUSDT", poison)
-    await service.publisher.publish("bars.1m.BTCUSDT", _bar_event(61))
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        await service.publisher.publish("bars.1m.BTCUSDT", poison)
+        await service.publisher.publish("bars.1m.BTCUSDT", _bar_event(61))
 
-    async def stored() -> bool:
-        return await service.pool.fetchval("SELECT count(*) FROM seen") == 51
+        async def stored() -> bool:
+            return await service.pool.fetchval("SELECT count(*) FROM seen") == 51
 
-    await _wait_for(stored)
-    reasons = []
-    for _ in range(3):
-        msg = await dlq.next_msg(timeout=30)
-        await msg.ack()
-        reasons.append(orjson.loads(msg.data)["reason"])
+        await _wait_for(stored)
+        reasons = []
+        for _ in range(3):
+            msg = await dlq.next_msg(timeout=30)
+            await msg.ack()
+            reasons.append(orjson.loads(msg.data)["reason"])
     assert sorted(reasons) == ["handler_error", "malformed", "malformed"], reasons
+    parked = [e for e in logs if e["event"] == "message dead-lettered" and e.get("reason") == "handler_error"]
+    assert [e.get("trace_id") for e in parked] == [poison.trace_id]
     assert [e.event_id for e in seen[:50]] == [e.event_id for e in events]
     await nc.close()
 

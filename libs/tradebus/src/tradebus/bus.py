@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from tradebus import metrics, subjects
 from tradebus.events import Envelope
-from tradebus.logging import get_logger
+from tradebus.logging import get_logger, trace_context
 
 log = get_logger(__name__)
 
@@ -218,19 +218,24 @@ class BatchConsumer(Generic[E]):
 
     async def _one_by_one(self, deliveries: list[tuple[E, Msg]]) -> None:
         for event, msg in deliveries:
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                try:
-                    await self.handler([event])
-                except TRANSIENT_ERRORS as exc:
-                    log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
-                    await msg.nak(delay=_backoff(msg))
-                    break
-                except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
-                    if attempt == MAX_ATTEMPTS:
-                        await self._dead_letter(msg, "handler_error", repr(exc))
-                else:
-                    await msg.ack()
-                    break
+            with trace_context(trace_id=event.trace_id, event_id=event.event_id):
+                await self._retry_one(event, msg)
+
+    async def _retry_one(self, event: E, msg: Msg) -> None:
+        """Try one message alone; its log lines (the handler's too) carry its trace id."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self.handler([event])
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
+                await msg.nak(delay=_backoff(msg))
+                return
+            except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
+                if attempt == MAX_ATTEMPTS:
+                    await self._dead_letter(msg, "handler_error", repr(exc))
+            else:
+                await msg.ack()
+                return
 
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> None:
         meta = msg.metadata

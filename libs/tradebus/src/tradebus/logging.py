@@ -7,8 +7,8 @@ import sys
 
 import structlog
 
-bind_trace = structlog.contextvars.bind_contextvars
-clear_trace = structlog.contextvars.clear_contextvars
+trace_context = structlog.contextvars.bound_contextvars
+"""`with trace_context(trace_id=…):` — every log line inside carries the event's trace id."""
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import httpx
@@ -16,6 +15,7 @@ from tradebus import subjects
 from tradebus.events import BarEvent, BarSource, make_bar
 from tradebus.service import CheckResult, Service
 from tradebus.settings import Settings
+from tradebus.testing import wait_for
 
 
 def _bar_event(minute: int, close: str = "100.5") -> BarEvent:
@@ -33,13 +33,6 @@ def _bar_event(minute: int, close: str = "100.5") -> BarEvent:
         BarSource.SYNTHETIC,
     )
     return BarEvent.of(bar, source="ingest")
-
-
-async def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ async def test_consumes_dedupes_and_dead_letters(demo, private_nats_url: str) ->
         async def stored() -> bool:
             return await service.pool.fetchval("SELECT count(*) FROM seen") == 51
 
-        await _wait_for(stored)
+        await wait_for(stored, what="51 bars stored")
         reasons = []
         for _ in range(3):
             msg = await dlq.next_msg(timeout=30)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
 
@@ -33,7 +34,8 @@ from tradebus.logging import get_logger, trace_context
 log = get_logger(__name__)
 
 E = TypeVar("E", bound=Envelope)
-BatchHandler = Callable[[list[E]], Awaitable[None]]
+BatchHandler = Callable[[list[E]], Awaitable[Collection[str] | None]]
+"""Handles a batch; may return the event ids it holds back: those stay unacked until `release`."""
 
 MAX_ATTEMPTS: Final = 3
 """Times a message may fail its handler (not the infrastructure) before it is dead-lettered."""
@@ -110,6 +112,7 @@ class BatchConsumer(Generic[E]):
         stream: str,
         durable: str,
         subject: str,
+        filter_subjects: Sequence[str] = (),
         batch_size: int = 500,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         ack_wait_s: float = 60.0,
@@ -122,6 +125,7 @@ class BatchConsumer(Generic[E]):
         self.stream = stream
         self.durable = durable
         self.subject = subject
+        self.filter_subjects = tuple(filter_subjects)
         self.batch_size = batch_size
         self._config = ConsumerConfig(
             durable_name=durable,
@@ -136,11 +140,21 @@ class BatchConsumer(Generic[E]):
         self.last_batch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop
+        self._held: dict[str, Msg] = {}
+        """Deliveries the handler holds back (event id → newest delivery), acked by `release`."""
 
-    async def ensure(self, js: JetStreamContext) -> None:
-        """Create the durable; an existing one with another config is kept (and logged)."""
+    async def ensure(self, js: JetStreamContext, server: tuple[int, int] = (0, 0)) -> None:
+        """Create the durable; an existing one with another config is kept (and logged).
+
+        `filter_subjects` narrow the durable on servers that support several filters (2.10+), so
+        the server never sends what the handler drops; older servers get `subject` and `accept`
+        drops the rest on arrival, in the same stream order.
+        """
+        config = self._config
+        if self.filter_subjects and server >= (2, 10):
+            config = dataclasses.replace(config, filter_subject=None, filter_subjects=list(self.filter_subjects))
         try:
-            await js.add_consumer(self.stream, config=self._config)
+            await js.add_consumer(self.stream, config=config)
         except nats.js.errors.APIError as exc:  # 400 or 500 by server version, for the same conflict
             log.warning("durable exists with another config; keeping it", durable=self.durable, error=str(exc))
 
@@ -148,7 +162,8 @@ class BatchConsumer(Generic[E]):
         """Pull continuously until `stop()`: one outstanding pull request, messages handled as
         they arrive, in chunks of whatever has arrived (so batches grow under load and a lone
         live message is handled at once — FastStream's batch fetch waits for a full batch)."""
-        await self.ensure(nc.jetstream())  # again: a restarted loop may find the durable deleted
+        version = nc.connected_server_version
+        await self.ensure(nc.jetstream(), (version.major, version.minor))  # again: it may have been deleted
         batch_size = self.batch_size
         queue = self._queue
 
@@ -207,14 +222,38 @@ class BatchConsumer(Generic[E]):
             return
         with metrics.HANDLER_SECONDS.labels(self.service, self.name).time():
             try:
-                await self.handler([event for event, _ in good])
+                held = await self.handler([event for event, _ in good])
             except Exception as exc:  # noqa: BLE001 - isolate the failing message below
                 metrics.HANDLER_ERRORS.labels(self.service, self.name, type(exc).__name__).inc()
                 log.warning("batch failed; retrying one by one", consumer=self.name, error=repr(exc))
                 await self._one_by_one(good)
                 return
-        for _, msg in good:
-            await msg.ack()
+        await self._settle(good, held)
+
+    async def _settle(self, deliveries: list[tuple[E, Msg]], held: Collection[str] | None) -> None:
+        """Ack what the handler is done with; keep what it holds back for `release`."""
+        for event, msg in deliveries:
+            if held and event.event_id in held:
+                self._held[event.event_id] = msg
+            else:
+                await msg.ack()
+
+    async def release(self, event_ids: Iterable[str]) -> None:
+        """Ack held-back deliveries once the handler has made them durable (unknown ids are ignored)."""
+        for event_id in event_ids:
+            msg = self._held.pop(event_id, None)
+            if msg is not None:
+                await msg.ack()
+
+    async def redeliver_held(self) -> None:
+        """Give every held-back delivery back to the server now (the handler lost them)."""
+        held, self._held = self._held, {}
+        for msg in held.values():
+            await msg.nak()
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     async def _one_by_one(self, deliveries: list[tuple[E, Msg]]) -> None:
         for event, msg in deliveries:
@@ -225,7 +264,7 @@ class BatchConsumer(Generic[E]):
         """Try one message alone; its log lines (the handler's too) carry its trace id."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await self.handler([event])
+                held = await self.handler([event])
             except TRANSIENT_ERRORS as exc:
                 log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
                 await msg.nak(delay=_backoff(msg))
@@ -234,7 +273,7 @@ class BatchConsumer(Generic[E]):
                 if attempt == MAX_ATTEMPTS:
                     await self._dead_letter(msg, "handler_error", repr(exc))
             else:
-                await msg.ack()
+                await self._settle([(event, msg)], held)
                 return
 
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> None:

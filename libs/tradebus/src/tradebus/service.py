@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,14 +107,17 @@ class Service:
         stream: str,
         subject: str,
         model: type[E],
+        filter_subjects: Sequence[str] = (),
         batch_size: int = 500,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         accept: Callable[[str], bool] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
 
-        `accept(subject)` drops (acks undecoded) messages the handler has no use for, for a
-        consumer that must see several subjects in one stream order (e.g. `bars.>` minus 1m).
+        For a consumer that must see several subjects in one stream order (e.g. `bars.>` minus
+        1m), `filter_subjects` lists them (servers 2.10+ then send nothing else) and
+        `accept(subject)` drops (acks undecoded) the rest where the server sends all of `subject`.
+        The handler may return event ids it holds back: `held(name).release(ids)` acks them later.
         """
 
         def register(handler: BatchHandler[E]) -> BatchHandler[E]:
@@ -127,6 +130,7 @@ class Service:
                 stream=stream,
                 durable=f"{self.name}-{name}",
                 subject=subject,
+                filter_subjects=filter_subjects,
                 batch_size=batch_size,
                 deliver_policy=deliver_policy,
                 accept=accept,
@@ -136,6 +140,13 @@ class Service:
             return handler
 
         return register
+
+    def held(self, name: str) -> BatchConsumer[Any]:
+        """The consumer registered as `name`, to release (ack) what its handler held back."""
+        for consumer in self._consumers:
+            if consumer.name == name:
+                return consumer
+        raise KeyError(f"no consumer named {name!r}")
 
     def _document_subscriber(self, stream: str, subject: str, model: type[E], title: str, description: str) -> None:
         async def consumes(event: Any) -> None:  # pragma: no cover - documentation only, never called

@@ -7,7 +7,14 @@ from decimal import Decimal
 from helpers import bar
 
 from tradebus.events import Bar, Mode, Severity
-from tradebus_telemetry.quality import QualityChecker, SeriesState, advance, check_prices, check_sequence
+from tradebus_telemetry.quality import (
+    DUPLICATE_MEMORY,
+    QualityChecker,
+    SeriesState,
+    advance,
+    check_prices,
+    check_sequence,
+)
 
 JUMP = Decimal("0.10")
 
@@ -93,3 +100,17 @@ def test_series_are_separate_per_symbol_and_mode() -> None:
     eth = bar(10, symbol="ETHUSDT", open_="3000", high="3001", low="2999", close="3000")
     later = [(bar(10), Mode.REPLAY), (eth, Mode.LIVE)]
     assert checker.check(later).findings == [[], []], "the first bar of a series only sets its baseline"
+
+
+def test_memory_of_recent_bars_is_bounded_and_kept_across_batches() -> None:
+    checker = QualityChecker(JUMP)
+    minutes = range(DUPLICATE_MEMORY + 60)
+    for start in range(0, len(minutes), 100):
+        checker.commit(checker.check([(bar(m), Mode.LIVE) for m in minutes[start : start + 100]]))
+    state = checker._states[("BTCUSDT", "1m", Mode.LIVE)]
+    assert len(state.seen) == DUPLICATE_MEMORY and not state.added
+    newest = minutes[-1]
+    assert _kinds(checker.check([(bar(newest, close="100.7"), Mode.LIVE)]).findings[0]) == [
+        ("duplicate", Severity.WARNING)
+    ]
+    assert checker.check([(bar(0, close="100.7"), Mode.LIVE)]).findings == [[]], "forgotten: just a late bar"

@@ -37,20 +37,40 @@ class Finding:
 
 @dataclass(slots=True)
 class SeriesState:
-    """What the checks remember about one series of bars."""
+    """What the checks remember about one series of bars.
+
+    A batch is checked on a `draft`, which shares the committed memory of recent bars and
+    collects its own in `added`; `settle` folds them in once the batch is handled. So checking
+    costs nothing per batch for the memory, and a failed batch leaves it untouched.
+    """
 
     last_open_ms: int
     last_close: Decimal
     seen: OrderedDict[int, tuple[int, Fingerprint]] = field(default_factory=OrderedDict)
+    added: dict[int, tuple[int, Fingerprint]] = field(default_factory=dict)
 
-    def copy(self) -> SeriesState:
-        return SeriesState(self.last_open_ms, self.last_close, OrderedDict(self.seen))
+    def draft(self) -> SeriesState:
+        return SeriesState(self.last_open_ms, self.last_close, self.seen)
+
+    def recall(self, open_ms: int) -> tuple[int, Fingerprint] | None:
+        """The revision and content last remembered for the bar opening at `open_ms`."""
+        found = self.added.get(open_ms)
+        return found if found is not None else self.seen.get(open_ms)
 
     def remember(self, bar: Bar) -> None:
-        self.seen[bar.open_ms] = (bar.revision, fingerprint(bar))
-        self.seen.move_to_end(bar.open_ms)
-        while len(self.seen) > DUPLICATE_MEMORY:
-            self.seen.popitem(last=False)
+        self.added.pop(bar.open_ms, None)  # newest last, as in `seen`
+        self.added[bar.open_ms] = (bar.revision, fingerprint(bar))
+
+    def settle(self) -> SeriesState:
+        """Fold the batch's memories into the shared one, keeping the newest `DUPLICATE_MEMORY`."""
+        seen = self.seen
+        for open_ms, memory in self.added.items():
+            seen[open_ms] = memory
+            seen.move_to_end(open_ms)
+        while len(seen) > DUPLICATE_MEMORY:
+            seen.popitem(last=False)
+        self.added = {}
+        return self
 
 
 def fingerprint(bar: Bar) -> Fingerprint:
@@ -74,7 +94,7 @@ def check_prices(bar: Bar) -> list[Finding]:
 
 def check_sequence(state: SeriesState, bar: Bar, jump_ratio: Decimal) -> list[Finding]:
     """Gap, duplicate and jump checks against the series' previous bars (does not change `state`)."""
-    seen = state.seen.get(bar.open_ms)
+    seen = state.recall(bar.open_ms)
     if seen is not None:
         revision, content = seen
         if bar.revision == revision and fingerprint(bar) != content:
@@ -109,10 +129,10 @@ def advance(state: SeriesState | None, bar: Bar) -> SeriesState:
     elif bar.open_ms > state.last_open_ms:
         state.last_open_ms, state.last_close = bar.open_ms, bar.close
     elif bar.open_ms == state.last_open_ms:
-        seen = state.seen.get(bar.open_ms)
+        seen = state.recall(bar.open_ms)
         if seen is None or bar.revision >= seen[0]:
             state.last_close = bar.close
-    seen = state.seen.get(bar.open_ms)
+    seen = state.recall(bar.open_ms)
     if seen is None or bar.revision >= seen[0]:
         state.remember(bar)
     return state
@@ -141,7 +161,7 @@ class QualityChecker:
             key: SeriesKey = (bar.symbol, bar.interval, mode)
             state = states.get(key)
             if state is None and key in self._states:
-                state = states[key] = self._states[key].copy()
+                state = states[key] = self._states[key].draft()
             found = check_prices(bar)
             if state is not None:
                 found += check_sequence(state, bar, self._jump_ratio)
@@ -150,4 +170,4 @@ class QualityChecker:
         return CheckedBatch(findings, states)
 
     def commit(self, batch: CheckedBatch) -> None:
-        self._states.update(batch.states)
+        self._states.update((key, state.settle()) for key, state in batch.states.items())

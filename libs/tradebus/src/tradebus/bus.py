@@ -70,6 +70,12 @@ async def ensure_streams(js: JetStreamContext, specs: Iterable[subjects.StreamSp
             await js.update_stream(config)
 
 
+def server_version(nc: NatsClient) -> tuple[int, int]:
+    """(major, minor) of the NATS server `nc` is connected to."""
+    version = nc.connected_server_version
+    return version.major, version.minor
+
+
 def encode(event: Envelope) -> bytes:
     return event.model_dump_json().encode()
 
@@ -162,8 +168,7 @@ class BatchConsumer(Generic[E]):
         """Pull continuously until `stop()`: one outstanding pull request, messages handled as
         they arrive, in chunks of whatever has arrived (so batches grow under load and a lone
         live message is handled at once — FastStream's batch fetch waits for a full batch)."""
-        version = nc.connected_server_version
-        await self.ensure(nc.jetstream(), (version.major, version.minor))  # again: it may have been deleted
+        await self.ensure(nc.jetstream(), server_version(nc))  # again: a restarted loop may find it deleted
         batch_size = self.batch_size
         queue = self._queue
 

@@ -83,6 +83,16 @@ async def test_one_signal_per_base_bar_with_ids_mode_and_trace(make_service, nat
     assert SignalState.NEUTRAL in {e.data.state for e in published}
 
 
+async def test_the_durable_asks_the_server_for_the_horizons_only(make_service, nats_url: str) -> None:
+    async with running(make_service()):
+        nc = await nats.connect(nats_url)
+        try:
+            info = await nc.jetstream().consumer_info("BARS", "signal-bars")
+        finally:
+            await nc.close()
+    assert info.config.filter_subjects == [subjects.bars(h, "*") for h in HORIZONS]
+
+
 @asynccontextmanager
 async def _client(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=service.app())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,6 +115,23 @@ def _minute(row: asyncpg.Record) -> Minute:
     )
 
 
+def _copy_row(bar: Bar) -> str:
+    """`bar` as a line of COPY's text format, without the newline (no value holds a tab, newline or
+    backslash: symbols are alphanumeric). PostgreSQL reads the decimal text into the same numeric,
+    value and scale, as asyncpg's binary COPY, which spends twice the client CPU on numerics."""
+    return (
+        f"{bar.symbol}\t{bar.interval}\t{bar.open_time.isoformat()}\t{bar.open}\t{bar.high}\t{bar.low}\t{bar.close}"
+        f"\t{bar.volume}\t{bar.quote_volume}\t{bar.trades}\t{'t' if bar.complete else 'f'}\t{bar.revision}"
+        f"\t{bar.source.value}"
+    )
+
+
+async def _copy(
+    conn: asyncpg.pool.PoolConnectionProxy, table: str, columns: Sequence[str], lines: Iterable[str]
+) -> None:
+    await conn.copy_to_table(table, source=io.BytesIO("".join(lines).encode()), columns=columns, format="text")
+
+
 class BarRepository:
     """SQL on the aggregator's schema; every write is one COPY plus one upsert per batch."""
 
@@ -130,35 +148,18 @@ class BarRepository:
         """
         if not bars:
             return
-        records = [
-            (
-                b.symbol,
-                b.interval,
-                b.open_time,
-                b.open,
-                b.high,
-                b.low,
-                b.close,
-                b.volume,
-                b.quote_volume,
-                b.trades,
-                b.complete,
-                b.revision,
-                b.source.value,
-                seq,
-            )
-            for seq, b in enumerate(bars)
-        ]
+        rows = [_copy_row(b) for b in bars]
         with metrics.DB_SECONDS.labels(self._service, "save_bars").time():
             async with self._pool.acquire() as conn, conn.transaction():
                 try:
                     async with conn.transaction():  # new rows only (a backfill, the live edge): straight in
-                        await conn.copy_records_to_table("bars", records=(r[:-1] for r in records), columns=_COLUMNS)
+                        await _copy(conn, "bars", _COLUMNS, (f"{row}\n" for row in rows))
                     return
                 except asyncpg.UniqueViolationError:
                     pass  # a redelivery, a correction or a revision: staged and upserted below
                 await conn.execute(STAGE)
-                await conn.copy_records_to_table("incoming_bars", records=records, columns=(*_COLUMNS, "seq"))
+                staged = (f"{row}\t{seq}\n" for seq, row in enumerate(rows))
+                await _copy(conn, "incoming_bars", (*_COLUMNS, "seq"), staged)
                 await conn.execute(UPSERT)
 
     async def histories(self, symbols: Sequence[str] | None = None) -> list[History]:

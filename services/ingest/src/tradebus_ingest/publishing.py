@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from tradebus import subjects
 from tradebus.bus import Publisher
-from tradebus.events import Bar, BarEvent, Mode
-from tradebus.timeframes import now_ms
+from tradebus.events import Bar, BarEvent, Mode, bar_event_id, trace_id_for
+from tradebus.timeframes import ms_to_datetime, now_ms
 from tradebus_ingest import metrics
 
 
@@ -24,7 +24,22 @@ async def publish_bars(
     """
     if not bars:
         return
-    await publisher.publish_many(
-        (subjects.bars("1m", bar.symbol), BarEvent.of(bar, source="ingest", mode=mode)) for bar in bars
-    )
+    await publisher.publish_many(_events(bars, mode))
     metrics.record_published(bars, live=mode is Mode.LIVE, now_ms=now_ms(), latency_from_ms=latency_from_ms)
+
+
+def _events(bars: Sequence[Bar], mode: Mode) -> Iterator[tuple[str, BarEvent]]:
+    """`BarEvent.of` for each bar, stamped once: a batch is emitted at one moment (reading the
+    clock per event cost ~2 % of a replay's CPU)."""
+    emitted_at = ms_to_datetime(now_ms())
+    for bar in bars:
+        event_id = bar_event_id(bar.symbol, bar.interval, bar.open_ms)
+        event = BarEvent.build(
+            event_id=event_id,
+            source="ingest",
+            trace_id=trace_id_for(event_id),
+            data=bar,
+            mode=mode,
+            emitted_at=emitted_at,
+        )
+        yield subjects.bars("1m", bar.symbol), event

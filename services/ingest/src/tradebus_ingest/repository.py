@@ -6,7 +6,6 @@ A series is where bars come from as one sequence of minutes: `synthetic`, `repla
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,23 +28,33 @@ def series_of(source: BarSource) -> str:
     return source.value
 
 
-INSERT_BARS: Final = """
-INSERT INTO bars (source, symbol, open_time, open, high, low, close, volume, quote_volume, trades, transport)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[], $5::numeric[], $6::numeric[],
-                     $7::numeric[], $8::numeric[], $9::numeric[], $10::bigint[], $11::text[])
-ON CONFLICT DO NOTHING
-RETURNING source, symbol
-"""
-
-ADVANCE_CHECKPOINT: Final = """
+STORE_BATCH: Final = """
+WITH inserted AS (
+    INSERT INTO bars (source, symbol, open_time, open, high, low, close, volume, quote_volume, trades, transport)
+    SELECT source, symbol, open_time, open::numeric, high::numeric, low::numeric, close::numeric, volume::numeric,
+           quote_volume::numeric, trades, transport
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::bigint[], $11::text[])
+         AS batch(source, symbol, open_time, open, high, low, close, volume, quote_volume, trades, transport)
+    ON CONFLICT DO NOTHING
+    RETURNING source, symbol
+), counts AS (
+    SELECT source, symbol, count(*) AS n FROM inserted GROUP BY source, symbol
+)
 INSERT INTO checkpoints AS c (source, symbol, open_time, last_close, bars_stored)
-VALUES ($1, $2, $3, $4, $5)
+SELECT last.source, last.symbol, last.open_time, last.last_close, coalesce(counts.n, 0)
+FROM unnest($12::text[], $13::text[], $14::timestamptz[], $15::numeric[]) AS last(source, symbol, open_time, last_close)
+LEFT JOIN counts USING (source, symbol)
 ON CONFLICT (source, symbol) DO UPDATE SET
     open_time   = GREATEST(c.open_time, EXCLUDED.open_time),
     last_close  = CASE WHEN EXCLUDED.open_time >= c.open_time THEN EXCLUDED.last_close ELSE c.last_close END,
     bars_stored = c.bars_stored + EXCLUDED.bars_stored,
     updated_at  = now()
 """
+"""Inserts a batch and advances each series' checkpoint by the rows it really inserted, in one
+statement (one round trip, atomic): only the per-series counts come back from the insert. The
+amounts travel as decimal text, which PostgreSQL reads into the same numeric (value and scale) as
+asyncpg's binary encoding, at less than half the client CPU per bar."""
 
 SELECT_MISSING: Final = """
 WITH present AS (
@@ -80,6 +89,18 @@ class Checkpoint:
     updated_at: datetime
 
 
+def _amounts(bars: Sequence[Bar]) -> tuple[list[Decimal], ...]:
+    """Open, high, low, close, volume and quote volume, column by column."""
+    return (
+        [b.open for b in bars],
+        [b.high for b in bars],
+        [b.low for b in bars],
+        [b.close for b in bars],
+        [b.volume for b in bars],
+        [b.quote_volume for b in bars],
+    )
+
+
 class IngestRepository:
     """Batched, idempotent writes: a re-stored batch changes nothing and never moves a checkpoint back."""
 
@@ -87,34 +108,32 @@ class IngestRepository:
         self._pool = pool
 
     async def store(self, bars: Sequence[Bar]) -> None:
-        """Insert an acked batch and advance each symbol's checkpoint, in one transaction."""
+        """Insert an acked batch and advance each symbol's checkpoint, atomically."""
         if not bars:
             return
+        series = [series_of(b.source) for b in bars]
         last: dict[tuple[str, str], Bar] = {}
-        for bar in bars:
-            key = (series_of(bar.source), bar.symbol)
-            if key not in last or bar.open_time > last[key].open_time:
+        for src, bar in zip(series, bars, strict=True):
+            key = (src, bar.symbol)
+            held = last.get(key)
+            if held is None or bar.open_time > held.open_time:
                 last[key] = bar
         columns = (
-            [series_of(b.source) for b in bars],
+            series,
             [b.symbol for b in bars],
             [b.open_time for b in bars],
-            [b.open for b in bars],
-            [b.high for b in bars],
-            [b.low for b in bars],
-            [b.close for b in bars],
-            [b.volume for b in bars],
-            [b.quote_volume for b in bars],
+            *([str(amount) for amount in column] for column in _amounts(bars)),
             [b.trades for b in bars],
             [b.source.value for b in bars],
         )
+        checkpoints = (
+            [src for src, _ in last],
+            [sym for _, sym in last],
+            [b.open_time for b in last.values()],
+            [b.close for b in last.values()],
+        )
         with shared_metrics.DB_SECONDS.labels("ingest", "store_bars").time():
-            async with self._pool.acquire() as conn, conn.transaction():
-                inserted = Counter((r["source"], r["symbol"]) for r in await conn.fetch(INSERT_BARS, *columns))
-                await conn.executemany(
-                    ADVANCE_CHECKPOINT,
-                    [(src, sym, bar.open_time, bar.close, inserted[src, sym]) for (src, sym), bar in last.items()],
-                )
+            await self._pool.execute(STORE_BATCH, *columns, *checkpoints)
 
     async def missing_ranges(self, series: str, symbol: str, first_ms: int, last_ms: int) -> list[tuple[int, int]]:
         """The runs of minutes in [first_ms, last_ms] (open times, inclusive) that `series` lacks."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import asyncpg
 import nats
@@ -37,7 +38,7 @@ from tradebus.settings import SERVICES
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_cli.bench.infra import reset_streams
 from tradebus_cli.bench.raw import jetstream_throughput, relay_latency
-from tradebus_cli.bench.stack import ServiceStack
+from tradebus_cli.bench.stack import Infra, ServiceStack
 from tradebus_ingest.synthetic import bars_between, start_price
 
 Progress = Callable[[str], None]
@@ -153,6 +154,10 @@ async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
     await reset_streams(env.nats_url)
     database_url = await env.fresh_database()
     stack = ServiceStack(_base_env(env, database_url, symbols), env.work_dir / "logs" / "replay")
+    nats_port = f"-p {urlsplit(env.nats_url).port} "
+    database = urlsplit(database_url).path.lstrip("/")
+    stack.infra["nats_server"] = Infra(lambda cmd: "nats-server" in cmd and nats_port in cmd)
+    stack.infra["postgres"] = Infra(lambda cmd: cmd.startswith("postgres:") and f" {database} " in cmd)
     try:
         progress("starting aggregator, signal, risk, telemetry, rollup")
         stack.start(DOWNSTREAM)
@@ -202,6 +207,7 @@ async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
     resources: dict[str, float | str] = {
         **{f"{name}_peak_rss_mb": round(u.peak_rss / MB, 1) for name, u in stack.usage.items()},
         **{f"{name}_cpu_s": round(u.cpu_s, 1) for name, u in stack.usage.items()},
+        **{f"{name}_cpu_s": round(group.cpu_s, 1) for name, group in stack.infra.items()},
         "pids": ",".join(f"{n}={p}" for n, p in pids.items()),
     }
     return [

@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -39,6 +39,38 @@ def _cpu(process: psutil.Process) -> float:
 
 
 @dataclass
+class Infra:
+    """CPU seconds since `mark()` of the processes serving the stack whose command line matches:
+    the bus, the database's backends. Backends come and go; one first seen after the mark
+    counts from zero."""
+
+    match: Callable[[str], bool]
+    marked: bool = False
+    base: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+
+    def sample(self) -> None:
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                if not self.match(" ".join(process.info["cmdline"] or ())):
+                    continue
+                cpu = _cpu(process)
+            except psutil.Error:
+                continue
+            self.base.setdefault(process.pid, cpu if not self.marked else 0.0)
+            self.last[process.pid] = cpu
+
+    def mark(self) -> None:
+        self.base.clear()
+        self.sample()
+        self.marked = True
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(cpu - self.base[pid] for pid, cpu in self.last.items())
+
+
+@dataclass
 class ServiceStack:
     """Starts `tradebus_<name>` processes with `env`, each on a free HTTP port, logging to `log_dir`."""
 
@@ -47,6 +79,8 @@ class ServiceStack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     usage: dict[str, Usage] = field(default_factory=dict)
+    infra: dict[str, Infra] = field(default_factory=dict)
+    """Named groups of processes serving the stack, sampled with the services."""
     _ps: dict[str, psutil.Process] = field(default_factory=dict)
 
     def start(self, names: Iterable[str], extra_env: Mapping[str, str] | None = None) -> None:
@@ -87,6 +121,8 @@ class ServiceStack:
         """Start counting CPU time from now (start-up and imports are not the work measured)."""
         for name, process in self._ps.items():
             self.usage[name].cpu_at_mark = self.usage[name].cpu_now = _cpu(process)
+        for group in self.infra.values():
+            group.mark()
 
     def sample(self) -> None:
         for name, process in self._ps.items():
@@ -96,6 +132,8 @@ class ServiceStack:
             except psutil.NoSuchProcess:
                 continue
             self.usage[name].peak_rss = max(self.usage[name].peak_rss, rss)
+        for group in self.infra.values():
+            group.sample()
 
     async def watch(self) -> None:
         """Sample every process until cancelled; also fails fast when a service dies."""

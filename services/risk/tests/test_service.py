@@ -1,5 +1,5 @@
 """The risk service on real NATS and PostgreSQL: replay merge, live staleness, idempotency,
-restart mid-position and the HTTP API."""
+restart mid-position, bars held unacked (and a restart after a kill) and the HTTP API."""
 
 from __future__ import annotations
 
@@ -47,13 +47,14 @@ TOKEN = "test-token"
 DURABLES = (("SIGNALS", "risk-signals"), ("BARS", "risk-bars-1m"))
 
 
-def _service(nats_url: str, database_url: str, token: str | None = TOKEN) -> Service:
+def _service(nats_url: str, database_url: str, token: str | None = TOKEN, bars_batch: int = 1000) -> Service:
     settings = RiskSettings(
         nats_url=nats_url,
         database_url=database_url,
         heartbeat_interval_s=0.5,
         tradebus_api_token=token,
         risk_deliver_policy="new",
+        risk_bars_batch=bars_batch,
     )
     return build_service(settings)
 
@@ -248,6 +249,91 @@ async def test_restart_mid_position_continues_and_closes(
             await _publish(second, [*signals[2:], *bars[13:]])
             await _until_count(seen, 17)
     assert _ids(seen) == expected_events(symbol)
+
+
+async def _bars_durable(nc: Client) -> tuple[int, int]:
+    """(not yet delivered, delivered but unacked) of risk's bars durable."""
+    info = await nc.jetstream().consumer_info("BARS", "risk-bars-1m")
+    return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+
+
+async def _until_held(service: Service, nc: Client, held: int, pending: int = 0) -> None:
+    """Until the service holds `held` bars back and the durable agrees (and has `pending` unsent)."""
+
+    async def reached() -> bool:
+        return service.held("bars-1m").held == held and await _bars_durable(nc) == (pending, held)
+
+    await wait_for(reached, timeout=15, what=f"{held} bars held, {pending} not yet sent")
+
+
+async def test_held_bars_stay_unacked_until_applied(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    service = _service(nats_url, database_url)
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        await _publish(service, scenario_bars(symbol))
+        await _until_held(service, js_client, 40)  # no signal yet: every bar waits, unacked
+        assert await service.pool.fetchval("SELECT count(*) FROM inbox") == 0
+        await _publish(service, scenario_signals(symbol))
+        await _until_count(seen, 17)
+        await _until_held(service, js_client, 0)  # applied, then acked
+        assert await service.pool.fetchval("SELECT count(*) FROM inbox") == 0
+    assert _ids(seen) == expected_events(symbol)
+
+
+async def test_restart_after_a_kill_with_held_bars_trades_as_an_uninterrupted_run(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    signals, bars = scenario_signals(symbol), scenario_bars(symbol)
+    async with collecting(js_client, symbol) as seen:
+        first = _service(nats_url, database_url)
+        async with serving(first, js_client):
+            await _publish(first, [*bars, *signals[:2]])  # signals up to C=10: bars from minute 15 on wait
+            await _until_count(seen, 3)
+            await _until_held(first, js_client, 25)
+            seen_mark = await first.pool.fetchval("SELECT bar_seen FROM symbol_state WHERE symbol = $1", symbol)
+        assert seen_mark == bars[14].data.open_time  # persisted only as far as applied: held bars are not durable
+        # Stopped without releasing: like a kill, 25 deliveries stay unacked until their ack_wait
+        # (60 s), and would come after newer ones. The next instance rewinds the durable instead.
+        second = _service(nats_url, database_url)
+        async with serving(second, js_client):
+            await _publish(second, signals[2:])
+            await _until_count(seen, 17)
+            await _until_held(second, js_client, 0)
+            cash = await second.pool.fetchval("SELECT cash FROM account")
+    assert _ids(seen) == expected_events(symbol)
+    total = net(Decimal(20), FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    assert cash == Decimal(10000) + total
+
+
+async def test_held_bars_never_exceed_the_durables_bound(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    batch, bound, minutes = 10, 200, 260  # max_ack_pending is 20 batches
+    service = _service(nats_url, database_url, bars_batch=batch)
+    consumer = service.held("bars-1m")
+    most = 0
+
+    async def watch() -> None:
+        nonlocal most
+        while True:
+            most = max(most, consumer.held)
+            await asyncio.sleep(0.005)
+
+    bars = [bar(symbol, m, "100", "101", "99.5", "100.5") for m in range(minutes)]
+    signals = [signal(symbol, m, SignalState.NEUTRAL) for m in range(0, minutes, 5)]
+    async with serving(service, js_client):
+        watcher = asyncio.create_task(watch())
+        try:
+            await _publish(service, bars)
+            await _until_held(service, js_client, bound, pending=minutes - bound)  # the server stops sending
+            await _publish(service, signals)
+            await _until_held(service, js_client, 0)
+        finally:
+            watcher.cancel()
+        last = await service.pool.fetchval("SELECT bar_applied FROM symbol_state WHERE symbol = $1", symbol)
+    assert most == bound and consumer.held == 0
+    assert last == bars[-1].data.open_time
 
 
 async def test_http_account_trades_and_reset(nats_url: str, database_url: str, js_client: Client, symbol: str) -> None:

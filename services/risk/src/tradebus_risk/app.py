@@ -24,6 +24,7 @@ from tradebus.logging import get_logger
 from tradebus.service import CheckResult, Service
 from tradebus_risk.desk import Desk
 from tradebus_risk.preflight import enforce
+from tradebus_risk.rewind import rewind_unacked
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, position_view, trade_view
 
@@ -38,7 +39,7 @@ def build_service(settings: RiskSettings) -> Service:
     limits = settings.limits()
     warnings = enforce(limits, settings.symbols)
     service = Service("risk", settings, migrations="tradebus_risk.migrations")
-    desk = Desk(lambda: service.pool, lambda: service.publisher, limits)
+    desk = Desk(lambda: service.pool, lambda: service.publisher, limits, held_bars=lambda: service.held("bars-1m"))
 
     start_at = DeliverPolicy(settings.risk_deliver_policy)
 
@@ -54,10 +55,16 @@ def build_service(settings: RiskSettings) -> Service:
         await desk.receive_signals(events)
 
     @service.consumer(
-        name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=1000, deliver_policy=start_at
+        name="bars-1m",
+        stream="BARS",
+        subject="bars.1m.*",
+        model=BarEvent,
+        batch_size=settings.risk_bars_batch,
+        deliver_policy=start_at,
     )
-    async def on_bars(events: list[BarEvent]) -> None:
-        await desk.receive_bars(events)
+    async def on_bars(events: list[BarEvent]) -> list[str]:
+        """Bars the merge holds back stay unacked until applied (see `tradebus_risk.desk`)."""
+        return await desk.receive_bars(events)
 
     service.publishes("exec.order.*", OrderEvent, "Paper market orders (entries and exits)")
     service.publishes("exec.fill.*", FillEvent, "Paper fills, with slippage and fees")
@@ -69,13 +76,19 @@ def build_service(settings: RiskSettings) -> Service:
     async def load() -> None:
         for finding in warnings:
             log.warning("risk preflight", setting=finding.setting, finding=finding.message)
+        js = service.broker.connection.jetstream()
+        for name in ("signals", "bars-1m"):
+            consumer = service.held(name)
+            await rewind_unacked(js, consumer.stream, consumer.durable)
         await desk.start()
 
     @service.background
     async def send_outbox() -> None:
-        """Sends what a failed publish left behind; the hot path sends right after each batch."""
+        """Sends what a failed publish left behind (the hot path sends right after each batch) and
+        acks applied bars a race kept from being acked."""
         while True:
             await asyncio.sleep(OUTBOX_INTERVAL_S)
+            await desk.release_applied()
             await desk.flush()
             await desk.repo.prune_sent(OUTBOX_RETENTION)
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import resource
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -176,6 +178,7 @@ async def bench(env: BenchEnv, days: int | None = None, symbol_count: int = 2) -
     await _publish(env, [*signals, *bars])
     service = build_service(settings)
     last_bar = bars[-1].data.open_time
+    cpu_before = time.process_time()
     await service.start()
     try:
         with stopwatch() as elapsed:
@@ -185,6 +188,7 @@ async def bench(env: BenchEnv, days: int | None = None, symbol_count: int = 2) -
         cash = await service.pool.fetchval("SELECT cash FROM account")
     finally:
         await service.stop()
+    cpu_s = time.process_time() - cpu_before  # this process only: the service (nats-server and PostgreSQL apart)
     # With one symbol the service must book exactly what the pure book does. Several symbols share
     # one account but are merged per symbol, so their sizes (and the freeze) depend on batching.
     expected_ids = {t.data.trade_id for t in expected.changes.trades}
@@ -199,7 +203,14 @@ async def bench(env: BenchEnv, days: int | None = None, symbol_count: int = 2) -
             baseline_label="the pure book in-process (no bus, no database)",
             unit="bars/s",
             goal="30 d x 10 symbols (432,000 bars) in well under 10 minutes",
-            notes={"bars": len(bars), "signals": len(signals), "trades": len(trade_ids), "s": round(elapsed(), 2)},
+            notes={
+                "bars": len(bars),
+                "signals": len(signals),
+                "trades": len(trade_ids),
+                "s": round(elapsed(), 2),
+                "service_cpu_s": round(cpu_s, 1),
+                "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            },
         )
     ]
 

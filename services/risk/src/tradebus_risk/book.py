@@ -70,6 +70,8 @@ class Book:
         self.limits = limits
         self.money = limits.money
         self.changes = Changes()
+        self._drawdown_watched = False
+        """Whether the drawdown was checked at the current equity (only fills and marks move it)."""
 
     # ----------------------------------------------------------------- figures
     def equity(self) -> Decimal:
@@ -192,7 +194,9 @@ class Book:
                 self._fill(order, trigger.price, bar.open_time)
             else:
                 holding.mark_price = bar.close
-        self._watch_drawdown(bar.open_time, event.mode)
+        if due or holding is not None or not self._drawdown_watched:
+            self._watch_drawdown(bar.open_time, event.mode)
+        # else: no fill and no mark moved, so the equity is the one last checked: nothing to do
 
     # ----------------------------------------------------------------- account
     def reset(self, at: datetime, mode: Mode) -> None:
@@ -212,6 +216,7 @@ class Book:
             self.account.day_realized = Decimal(0)
 
     def _watch_drawdown(self, at: datetime, mode: Mode) -> None:
+        self._drawdown_watched = True
         equity = self.equity()
         self.account.peak_equity = max(self.account.peak_equity, equity)
         drawdown = self.drawdown()

@@ -2,10 +2,34 @@
 sends the outbox. This is the only place that combines the pure book with the database and bus.
 
 Every consumed batch is ONE transaction under the book lock: drop what was seen already, apply
-every item the event-time merge lets go (the new ones and those the inbox held back), store
-in the inbox only the new items that must still wait, and save the book's changes with their
-outbox rows. Committed before the batch is acked, so a crash leaves either unacked messages
-(redelivered, recognised) or unsent outbox rows (sent by the next flush or the outbox loop).
+every item the event-time merge lets go (the new ones and those held back before), keep the
+new items that must still wait, and save the book's changes with their outbox rows. Committed
+before the batch is acked, so a crash leaves either unacked messages (redelivered, recognised)
+or unsent outbox rows (sent by the next flush or the outbox loop).
+
+Where a waiting item is kept depends on its stream:
+- a signal (few, rarely waiting) goes to the `inbox` table, and its delivery is acked;
+- a bar (a replay can hold most of them) stays UNACKED in JetStream: `receive_bars` returns the
+  ids of the bars it holds, and they are released (acked) once a committed transaction has
+  applied them. The durable's max_ack_pending bounds the held bars, and so this memory: the
+  server stops delivering bars until signals let some go. Only bars applied or staged are
+  durable, so the `bar_seen` mark is persisted only that far (else a restart would let signals
+  go ahead of bars it never saw again).
+
+A held bar's delivery is never given back while this desk lives: the desk keeps every bar it
+holds (`_holding`) apart from the state it may drop, and puts them back into a reloaded state.
+Giving them back instead (a nak) would bring them again after the newer bars already in flight,
+and the merge relies on each stream arriving in order. The deliveries of a killed instance are
+redelivered only after ack_wait, after newer ones; `rewind.rewind_unacked` therefore restarts a
+durable that has unacked messages at its ack floor + 1 before the consumers start, so all of
+them come again in stream order (applied bars are skipped by `bar_applied`, decided signals by
+their audit row). That is sound because risk runs as ONE instance (the book lock serialises
+writers, but held bars live in one process's memory).
+
+Releasing races with the bars consumer: a signals batch may apply a bar after `receive_bars`
+returned its id and before the consumer recorded it as held, when `release` cannot ack it
+yet. Released ids are therefore kept and released again when the next bars batch arrives (by
+then every earlier batch is settled) and by the outbox loop; releasing an acked id is a no-op.
 
 The book, the stream marks and the held-back items stay in memory between batches. The account
 row's `version`, bumped by every such transaction, tells whether anyone else (another instance,
@@ -15,11 +39,10 @@ a reset) wrote since: then the state is reloaded. A failed transaction drops the
 from __future__ import annotations
 
 import asyncio
-import bisect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 import asyncpg
 
@@ -40,7 +63,7 @@ from tradebus.timeframes import interval_ms
 from tradebus_risk import metrics
 from tradebus_risk.book import Book, Changes
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.merge import Kind, Staged, StreamMarks, order_key, take_ready
+from tradebus_risk.merge import Kind, MergeQueue, StreamMarks
 from tradebus_risk.repository import BOOK_LOCK, Batch, Conn, Repository, StagedRow
 from tradebus_risk.rules import Reason, decision_time
 
@@ -52,17 +75,19 @@ _EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
 }
 
 
+_NO_MARKS: Final = StreamMarks()
+
+
 @dataclass(slots=True)
 class Held:
-    """A received item not yet applied; `stored` once it is in the inbox table."""
+    """A received item not yet applied (a `merge.Item`); `stored` once it is in the inbox table."""
 
-    item: Staged
+    event_id: str
+    kind: Kind
+    at: datetime
+    live: bool
     event: SignalEvent | BarEvent
-    stored: bool
-
-
-def _held_key(held: Held) -> tuple[datetime, int, str]:
-    return order_key(held.item)
+    stored: bool = False
 
 
 @dataclass(slots=True)
@@ -72,9 +97,17 @@ class DeskState:
     version: int
     book: Book
     marks: dict[str, StreamMarks]
-    held: dict[str, list[Held]] = field(default_factory=dict)
-    """Per symbol, in merge order."""
+    held: dict[str, MergeQueue[Held]] = field(default_factory=dict)
+    """Per symbol, the items waiting for the merge."""
     held_ids: set[str] = field(default_factory=set)
+    staged_bar_seen: dict[str, datetime] = field(default_factory=dict)
+    """Per symbol, the newest bar in the inbox (rows of older versions): durable like applied ones."""
+
+
+class HeldDeliveries(Protocol):
+    """The bars consumer's deliveries held back by `receive_bars` (a `tradebus.bus.BatchConsumer`)."""
+
+    async def release(self, event_ids: Iterable[str]) -> None: ...
 
 
 Stager = Callable[[Conn, DeskState, Batch], Awaitable[list[Held]]]
@@ -94,16 +127,22 @@ class Desk:
         pool: Callable[[], asyncpg.Pool],
         publisher: Callable[[], Publisher],
         limits: RiskLimits,
+        held_bars: Callable[[], HeldDeliveries],
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
         self._pool = pool
         self._publisher = publisher
+        self._held_bars = held_bars
         self.limits = limits
         self._clock = clock
         self._book_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._state: DeskState | None = None
         self._outbox_dirty = True
+        self._holding: dict[str, Held] = {}
+        """Bars whose deliveries the consumer holds unacked for us, by event id (survives `_state`)."""
+        self._released: set[str] = set()
+        """Applied held bars, released again until every bars batch before them is settled."""
 
     @property
     def repo(self) -> Repository:
@@ -141,25 +180,41 @@ class Desk:
         if duplicates:
             metrics.DECISIONS.labels("rejected", Reason.DUPLICATE_SIGNAL).inc(duplicates)
 
-    async def receive_bars(self, events: list[BarEvent]) -> None:
+    async def receive_bars(self, events: list[BarEvent]) -> list[str]:
+        """Stage and apply `events`; returns the ids of the bars held back, to stay unacked."""
+        await self.release_applied(settled=True)  # the consumer settled every earlier batch by now
+
         async def stage(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
             fresh: list[Held] = []
             applied = state.book.bar_applied
+            newest: dict[str, datetime] = {}
             for event in events:
                 bar = event.data
-                last = applied.get(bar.symbol)
-                if bar.interval != "1m" or (last is not None and bar.open_time <= last):
+                symbol, at = bar.symbol, bar.open_time
+                last = applied.get(symbol)
+                if bar.interval != "1m" or (last is not None and at <= last):
                     continue  # not ours, or applied already (a redelivery)
                 if event.event_id in state.held_ids:
-                    continue  # held back already (a redelivery)
-                marks = state.marks.get(bar.symbol, StreamMarks())
-                if marks.bar_seen is None or bar.open_time > marks.bar_seen:
-                    state.marks[bar.symbol] = replace(marks, bar_seen=bar.open_time)
-                fresh.append(_hold(state, event, "bar", bar.symbol, bar.open_time))
-                batch.touched.add(bar.symbol)
+                    continue  # held back already (a redelivery: it stays held)
+                if symbol not in newest or at > newest[symbol]:
+                    newest[symbol] = at
+                fresh.append(_hold(state, event, "bar", symbol, at))
+            for symbol, at in newest.items():
+                _see_bar(state, symbol, at)
+            batch.touched.update(newest)
             return fresh
 
         await self._process(stage)
+        holding = self._holding
+        return [event.event_id for event in events if event.event_id in holding]
+
+    async def release_applied(self, *, settled: bool = False) -> None:
+        """Ack the applied bars' deliveries again; `settled`: no bars batch is between its
+        handler and its acks (so each of them was acked now, and may be forgotten)."""
+        if self._released:
+            await self._held_bars().release(self._released)
+            if settled:
+                self._released.clear()
 
     @staticmethod
     async def _stage_nothing(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
@@ -182,23 +237,38 @@ class Desk:
                     await conn.execute(BOOK_LOCK)
                     state = await self._current(conn)
                     state.book.changes = Changes()
-                    batch = Batch(state.book, state.marks, state.version + 1)
+                    batch = Batch(state.book, {}, state.version + 1)
                     fresh = await stage(conn, state, batch)
-                    self._apply_ready(state, batch, self._clock())
+                    applied_bars = self._apply_ready(state, batch, self._clock())
                     if then is not None:
                         then(state.book)
-                    for held in fresh:
-                        if held.item.event_id in state.held_ids:  # still waiting: into the inbox
+                    waiting = [held for held in fresh if held.event_id in state.held_ids]
+                    for held in waiting:
+                        if held.kind == "signal":  # a bar waits unacked in JetStream instead
                             batch.stage.append(_staged_row(held))
                             held.stored = True
+                    batch.marks = {symbol: _durable_marks(state, symbol) for symbol in batch.touched}
                     await self.repo.save(conn, batch)
                     state.version = batch.version
             except BaseException:
                 self._state = None  # memory may be ahead of what was committed
                 raise
-            if state.book.changes.events:
-                self._outbox_dirty = True
-            return state.book
+            released = self._settle_holding(waiting, applied_bars)
+        if released:
+            self._released.update(released)
+            await self._held_bars().release(released)
+        if state.book.changes.events:
+            self._outbox_dirty = True
+        return state.book
+
+    def _settle_holding(self, waiting: list[Held], applied_bars: list[str]) -> list[str]:
+        """After a commit: the bars now held, and those held before that were applied (to release)."""
+        holding = self._holding
+        released = [event_id for event_id in applied_bars if holding.pop(event_id, None) is not None]
+        for held in waiting:
+            if held.kind == "bar":
+                holding[held.event_id] = held
+        return released
 
     async def _current(self, conn: Conn) -> DeskState:
         """The cached state when nobody wrote since, else a fresh one from the database."""
@@ -207,33 +277,46 @@ class Desk:
             return self._state
         state = DeskState(version, await self.repo.load_book(conn), await self.repo.marks(conn))
         for row in await self.repo.staged(conn):
-            model: type[SignalEvent | BarEvent] = SignalEvent if row["kind"] == "signal" else BarEvent
-            item = Staged(row["event_id"], row["kind"], row["at"], row["live"])
-            _insert(state, row["symbol"], Held(item, model.model_validate_json(row["payload"]), stored=True))
+            kind: Kind = row["kind"]
+            model: type[SignalEvent | BarEvent] = SignalEvent if kind == "signal" else BarEvent
+            held = Held(row["event_id"], kind, row["at"], row["live"], model.model_validate_json(row["payload"]), True)
+            _insert(state, row["symbol"], held)
+            if kind == "bar":
+                newest = state.staged_bar_seen.get(row["symbol"])
+                state.staged_bar_seen[row["symbol"]] = row["at"] if newest is None else max(newest, row["at"])
+        applied = state.book.bar_applied
+        for held in self._holding.values():  # still held unacked for us: never dropped with the state
+            symbol = held.event.data.symbol
+            last = applied.get(symbol)
+            if (last is None or held.at > last) and held.event_id not in state.held_ids:
+                _see_bar(state, symbol, held.at)
+                _insert(state, symbol, held)
         self._state = state
         return state
 
     @staticmethod
-    def _apply_ready(state: DeskState, batch: Batch, wall_clock: datetime) -> None:
-        """Apply, per symbol in merge order, every held item the merge lets go."""
+    def _apply_ready(state: DeskState, batch: Batch, wall_clock: datetime) -> list[str]:
+        """Apply, per symbol in merge order, every held item the merge lets go; returns the ids
+        of the applied bars that were not in the inbox (their deliveries are to be released)."""
         book = state.book
+        unacked: list[str] = []
         for symbol, queue in state.held.items():
-            live_follows = any(h.item.live for h in queue)
-            marks = state.marks.get(symbol, StreamMarks())
-            go, _ = take_ready((h.item for h in queue), marks, live_follows=live_follows)
+            go = queue.take(state.marks.get(symbol, _NO_MARKS))
             if not go:
                 continue
-            going = {item.event_id for item in go}
-            for held in [h for h in queue if h.item.event_id in going] if live_follows else queue[: len(go)]:
-                if isinstance(held.event, SignalEvent):
-                    book.decide(held.event, wall_clock)
+            for held in go:
+                event = held.event
+                if isinstance(event, SignalEvent):
+                    book.decide(event, wall_clock)
                 else:
-                    book.apply_bar(held.event)
+                    book.apply_bar(event)
+                    if not held.stored:
+                        unacked.append(held.event_id)
                 if held.stored:
-                    batch.unstage.append(held.item.event_id)
-            queue[:] = [h for h in queue if h.item.event_id not in going] if live_follows else queue[len(go) :]
-            state.held_ids -= going
+                    batch.unstage.append(held.event_id)
+            state.held_ids.difference_update(held.event_id for held in go)
             batch.touched.add(symbol)
+        return unacked
 
     async def reset(self) -> Book:
         """Lift the drawdown freeze (audited) and return the book after it."""
@@ -289,20 +372,31 @@ class Desk:
 
 
 def _hold(state: DeskState, event: SignalEvent | BarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
-    held = Held(Staged(event.event_id, kind, at, event.mode is Mode.LIVE), event, stored=False)
+    held = Held(event.event_id, kind, at, event.mode is Mode.LIVE, event)
     _insert(state, symbol, held)
     return held
 
 
 def _insert(state: DeskState, symbol: str, held: Held) -> None:
-    queue = state.held.setdefault(symbol, [])
-    if not queue or _held_key(queue[-1]) <= _held_key(held):
-        queue.append(held)  # the usual case: each stream arrives in order
-    else:
-        bisect.insort(queue, held, key=_held_key)
-    state.held_ids.add(held.item.event_id)
+    queue = state.held.get(symbol)
+    if queue is None:
+        queue = state.held[symbol] = MergeQueue()
+    queue.add(held)
+    state.held_ids.add(held.event_id)
+
+
+def _see_bar(state: DeskState, symbol: str, at: datetime) -> None:
+    marks = state.marks.get(symbol, _NO_MARKS)
+    if marks.bar_seen is None or at > marks.bar_seen:
+        state.marks[symbol] = replace(marks, bar_seen=at)
+
+
+def _durable_marks(state: DeskState, symbol: str) -> StreamMarks:
+    """The marks to persist: bars count as seen only as far as applied or in the inbox."""
+    seen = [t for t in (state.book.bar_applied.get(symbol), state.staged_bar_seen.get(symbol)) if t is not None]
+    return replace(state.marks.get(symbol, _NO_MARKS), bar_seen=max(seen, default=None))
 
 
 def _staged_row(held: Held) -> StagedRow:
-    item, event = held.item, held.event
-    return item.event_id, item.kind, event.data.symbol, item.at, item.live, event.model_dump_json()
+    event = held.event
+    return held.event_id, held.kind, event.data.symbol, held.at, held.live, event.model_dump_json()

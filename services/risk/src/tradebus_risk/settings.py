@@ -32,6 +32,9 @@ class RiskSettings(Settings):
     """Notionals, fees, cash and P&L are rounded to 10^-n (see precision.py)."""
     risk_deliver_policy: Literal["all", "new"] = "all"
     """Where a brand-new risk consumer starts: the whole stream, or only what arrives after it."""
+    risk_bars_batch: int = Field(default=1000, ge=1)
+    """1m bars per consumed batch; a new durable lets 20 times as many wait unacked, which bounds
+    the bars the replay merge can hold back (the server stops sending until some are applied)."""
     tradebus_api_token: SecretStr | None = None
 
     def limits(self) -> RiskLimits:

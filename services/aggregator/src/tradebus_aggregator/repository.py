@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,18 +117,37 @@ def _minute(row: asyncpg.Record) -> Minute:
 def _copy_row(bar: Bar) -> str:
     """`bar` as a line of COPY's text format, without the newline (no value holds a tab, newline or
     backslash: symbols are alphanumeric). PostgreSQL reads the decimal text into the same numeric,
-    value and scale, as asyncpg's binary COPY, which spends twice the client CPU on numerics."""
-    return (
-        f"{bar.symbol}\t{bar.interval}\t{bar.open_time.isoformat()}\t{bar.open}\t{bar.high}\t{bar.low}\t{bar.close}"
-        f"\t{bar.volume}\t{bar.quote_volume}\t{bar.trades}\t{'t' if bar.complete else 'f'}\t{bar.revision}"
-        f"\t{bar.source.value}"
+    value and scale, as asyncpg's binary COPY, which spends twice the client CPU on numerics.
+    `str`, not f-string formatting: `Decimal.__format__` is five times slower."""
+    return "\t".join(
+        (
+            bar.symbol,
+            bar.interval,
+            str(bar.open_time),
+            str(bar.open),
+            str(bar.high),
+            str(bar.low),
+            str(bar.close),
+            str(bar.volume),
+            str(bar.quote_volume),
+            str(bar.trades),
+            "t" if bar.complete else "f",
+            str(bar.revision),
+            bar.source.value,
+        )
     )
 
 
 async def _copy(
     conn: asyncpg.pool.PoolConnectionProxy, table: str, columns: Sequence[str], lines: Iterable[str]
 ) -> None:
-    await conn.copy_to_table(table, source=io.BytesIO("".join(lines).encode()), columns=columns, format="text")
+    """COPY `lines` into `table`, handed over as one chunk (a file-like source is read in a worker
+    thread, which cost more than the COPY itself)."""
+    await conn.copy_to_table(table, source=_once("".join(lines).encode()), columns=columns, format="text")
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 class BarRepository:

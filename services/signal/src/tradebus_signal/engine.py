@@ -85,12 +85,13 @@ class SignalEngine:
         signal = decide_scored(bar, horizons, base.recent(self.params.swing_lookback), self.params)
         if self._observe is not None:
             self._observe(time.perf_counter() - started)
-        return EncodedSignalEvent.build(
+        return EncodedSignalEvent.encoded(
             event_id=signal_event_id(bar.symbol, self.base, bar.open_ms),
             source=SERVICE,
             trace_id=event.trace_id,
-            data=signal,
             mode=event.mode,
+            data=signal,
+            horizons=[h.encoded for h in horizons],
         )
 
     def _scored_horizon(self, symbol: str, interval: Interval) -> ScoredHorizon:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from tradebus.events import HorizonSignal, Signal
@@ -18,7 +19,9 @@ _TAG_WORDS = {
 }
 
 
-def _horizon_line(h: HorizonSignal, tags: list[str]) -> str:
+def horizon_line(h: HorizonSignal, tags: Iterable[str]) -> str:
+    """The line of one horizon, from its signal and its own (unprefixed) rationale tags; it
+    changes only with the horizon, so the engine keeps it with the horizon's score."""
     words = [_TAG_WORDS[t] for t in tags if t in _TAG_WORDS]
     rsi = h.features.get("rsi")
     if rsi is not None:
@@ -30,7 +33,8 @@ def _horizon_line(h: HorizonSignal, tags: list[str]) -> str:
     return f"• {h.interval}: {h.direction.value}, strength {h.strength}, confidence {h.confidence} — {detail}"
 
 
-def explanation(signal: Signal) -> str:
+def explanation(signal: Signal, horizon_lines: Sequence[str]) -> str:
+    """`horizon_lines` are the `horizon_line`s of `signal.horizons`, in order."""
     c = signal.consensus
     horizons = ", ".join(h.interval for h in signal.horizons)
     lines = [
@@ -38,9 +42,7 @@ def explanation(signal: Signal) -> str:
         f"confidence {signal.confidence}.",
         f"Consensus {c.consensus_direction.value} (agreement {c.agreement_score}) across {horizons}.",
     ]
-    for h in signal.horizons:
-        prefix = f"{h.interval}:"
-        lines.append(_horizon_line(h, [t[len(prefix) :] for t in signal.rationale if t.startswith(prefix)]))
+    lines.extend(horizon_lines)
     if signal.plan is not None:
         p = signal.plan
         targets = " / ".join(str(t) for t in p.targets)

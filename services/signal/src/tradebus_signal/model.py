@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,7 +17,8 @@ from tradebus.events import (
     Signal,
     SignalState,
 )
-from tradebus_signal.explain import explanation
+from tradebus_signal.encoded import EncodedHorizon, plain_text
+from tradebus_signal.explain import explanation, horizon_line
 from tradebus_signal.params import MODEL_VERSION, ModelParams
 from tradebus_signal.plan import trade_plan
 from tradebus_signal.scoring import ConsensusScore, HorizonScore, consensus, score_horizon, state_of
@@ -24,9 +27,17 @@ from tradebus_signal.series import HorizonView
 _UNIT = Decimal("0.0001")
 
 
+def _text(value: float) -> str:
+    """A feature with 12 significant digits: stable text, no binary noise. Refused when not
+    finite: the signal's models are built without validation, which used to catch that."""
+    if not math.isfinite(value):
+        raise ValueError(f"feature value {value} is not finite")
+    return format(value, ".12g")
+
+
 def to_decimal(value: float) -> Decimal:
-    """A feature as a decimal with 12 significant digits: stable text, no binary noise."""
-    return Decimal(format(value, ".12g"))
+    """A feature as a decimal with 12 significant digits."""
+    return Decimal(_text(value))
 
 
 def unit(value: float) -> Decimal:
@@ -36,27 +47,39 @@ def unit(value: float) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class ScoredHorizon:
-    """One horizon's share of a signal. It changes only when that horizon's series does, so
-    the engine keeps it until then instead of rescoring every horizon on every base bar."""
+    """One horizon's share of a signal: score, signal, JSON and explanation line. It changes
+    only when that horizon's series does, so the engine keeps it until then instead of
+    rescoring (and re-encoding) every horizon on every base bar."""
 
     score: HorizonScore
     signal: HorizonSignal
-    features: dict[str, Decimal]
-    """`signal.features` under the horizon's prefix, as the signal's flat `features` has them."""
+    encoded: EncodedHorizon
+    line: str
+    """The horizon's line of the signal's explanation."""
 
 
 def scored(view: HorizonView, params: ModelParams) -> ScoredHorizon:
     score = score_horizon(view, params)
-    signal = _horizon_signal(score)
-    prefix = f"{signal.interval}."
-    return ScoredHorizon(score, signal, {prefix + name: value for name, value in signal.features.items()})
+    features: dict[str, Decimal] = {}
+    texts: dict[str, str] = {}
+    for name, value in _features(score):
+        text = _text(value)
+        features[name] = Decimal(text)
+        texts[name] = plain_text(text)
+    signal = _horizon_signal(score, features)
+    return ScoredHorizon(score, signal, EncodedHorizon.of(signal, texts), horizon_line(signal, score.tags))
 
 
-def _horizon_signal(h: HorizonScore) -> HorizonSignal:
-    features = {name: to_decimal(v) for name, v in sorted(h.view.features.items())}
-    features |= {f"component.{n}": to_decimal(v) for n, v in sorted(h.components.items())}
-    features |= {"score": to_decimal(h.score), "quality": to_decimal(h.quality)}
-    return HorizonSignal(
+def _features(h: HorizonScore) -> list[tuple[str, float]]:
+    """The horizon's features in the signal's order: indicators, components, score, quality."""
+    components = [(f"component.{name}", v) for name, v in sorted(h.components.items())]
+    return [*sorted(h.view.features.items()), *components, ("score", h.score), ("quality", h.quality)]
+
+
+def _horizon_signal(h: HorizonScore, features: dict[str, Decimal]) -> HorizonSignal:
+    """Built without validation (`model_construct`), as every signal model here: the values
+    are made to fit (symbols and intervals come from validated bars, scores through `unit`)."""
+    return HorizonSignal.model_construct(
         interval=h.view.interval,
         direction=h.direction,
         strength=unit(h.strength),
@@ -114,25 +137,34 @@ def decide_scored(
             rationale.append("swing_target")
     features: dict[str, Decimal] = {}
     for h in horizons:
-        features |= h.features
+        features |= h.encoded.features
     features["consensus.score"] = to_decimal(agreed.score)
-    signal = Signal(
+    confidence = unit(agreed.confidence)
+    signal = Signal.model_construct(
         symbol=trigger.symbol,
         interval=trigger.interval,
         bar_time=trigger.open_time,
         price=trigger.close,
         state=state,
         direction=agreed.direction if state is not SignalState.NEUTRAL else Direction.FLAT,
-        confidence=unit(agreed.confidence),
+        confidence=confidence,
         horizons=[h.signal for h in horizons],
-        consensus=Consensus(
+        consensus=Consensus.model_construct(
             consensus_direction=agreed.direction,
-            consensus_confidence=unit(agreed.confidence),
+            consensus_confidence=confidence,
             agreement_score=unit(agreed.agreement),
         ),
         plan=plan.plan if plan else None,
         rationale=rationale,
-        model=ModelInfo(version=MODEL_VERSION, hash=params.model_hash),
+        model=_model_info(params.model_hash),
         features=features,
     )
-    return signal.model_copy(update={"explanation": explanation(signal)}) if explain else signal
+    if not explain:
+        return signal
+    return signal.model_copy(update={"explanation": explanation(signal, [h.line for h in horizons])})
+
+
+@functools.cache
+def _model_info(model_hash: str) -> ModelInfo:
+    """One per parameter set, shared by its signals (it is frozen)."""
+    return ModelInfo(version=MODEL_VERSION, hash=model_hash)

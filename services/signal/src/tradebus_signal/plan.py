@@ -36,7 +36,7 @@ def trade_plan(
         assert swing is not None
         targets = [swing, *(t for t in targets if sign * (t - swing) > 0)]
     risk_reward = sign * (targets[0] - entry) / risk
-    return Plan(TradePlan(entry=entry, stop=stop, targets=targets, risk_reward=risk_reward), used_swing)
+    return Plan(TradePlan.model_construct(entry=entry, stop=stop, targets=targets, risk_reward=risk_reward), used_swing)
 
 
 def _swing_level(direction: Direction, bars: Sequence[Bar]) -> Decimal | None:

@@ -90,8 +90,11 @@ class Series:
         return Applied.REVISED
 
     def recent(self, count: int) -> list[Bar]:
-        """The last `count` bars, oldest first."""
-        return list(islice(self._bars, max(0, len(self._bars) - count), None))
+        """The last `count` bars, oldest first: walked from the newest end, O(count) and not
+        O(window) (a deque is slow to index into its middle)."""
+        newest_first = list(islice(reversed(self._bars), max(0, count)))
+        newest_first.reverse()
+        return newest_first
 
     def view(self) -> HorizonView:
         return HorizonView(

@@ -42,7 +42,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 import asyncpg
 
@@ -199,9 +199,8 @@ class Desk:
                 if symbol not in newest or at > newest[symbol]:
                     newest[symbol] = at
                 fresh.append(_hold(state, event, "bar", symbol, at))
-            for symbol, at in newest.items():
+            for symbol, at in newest.items():  # in memory only: held bars are not durable
                 _see_bar(state, symbol, at)
-            batch.touched.update(newest)
             return fresh
 
         await self._process(stage)
@@ -247,9 +246,10 @@ class Desk:
                         if held.kind == "signal":  # a bar waits unacked in JetStream instead
                             batch.stage.append(_staged_row(held))
                             held.stored = True
-                    batch.marks = {symbol: _durable_marks(state, symbol) for symbol in batch.touched}
-                    await self.repo.save(conn, batch)
-                    state.version = batch.version
+                    if batch.touched or batch.stage or then is not None:  # else only bars wait: nothing durable
+                        batch.marks = {symbol: _durable_marks(state, symbol) for symbol in batch.touched}
+                        await self.repo.save(conn, batch)
+                        state.version = batch.version
             except BaseException:
                 self._state = None  # memory may be ahead of what was committed
                 raise
@@ -305,11 +305,10 @@ class Desk:
             if not go:
                 continue
             for held in go:
-                event = held.event
-                if isinstance(event, SignalEvent):
-                    book.decide(event, wall_clock)
+                if held.kind == "signal":  # not isinstance: slow on pydantic's ABC metaclass
+                    book.decide(cast(SignalEvent, held.event), wall_clock)
                 else:
-                    book.apply_bar(event)
+                    book.apply_bar(cast(BarEvent, held.event))
                     if not held.stored:
                         unacked.append(held.event_id)
                 if held.stored:

@@ -306,6 +306,32 @@ async def test_restart_after_a_kill_with_held_bars_trades_as_an_uninterrupted_ru
     assert cash == Decimal(10000) + total
 
 
+async def test_a_failed_transaction_keeps_the_held_bars(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    """The state is dropped after a failure, but not the bars the consumer still holds for it."""
+    service = _service(nats_url, database_url)
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        await _publish(service, scenario_bars(symbol))
+        await _until_held(service, js_client, 40)
+        # The first audit row written fails its whole transaction once (a sequence survives the rollback).
+        await service.pool.execute(
+            """CREATE SEQUENCE fail_once;
+            CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('fail_once') = 1 THEN RAISE EXCEPTION 'injected failure'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER fail_once BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION fail_once();"""
+        )
+        await _publish(service, scenario_signals(symbol))
+        await _until_count(seen, 17)
+        await _until_held(service, js_client, 0)
+        failures = await service.pool.fetchval("SELECT last_value FROM fail_once")
+    assert failures > 1  # it did fail once, and went on
+    assert _ids(seen) == expected_events(symbol)
+
+
 async def test_held_bars_never_exceed_the_durables_bound(
     nats_url: str, database_url: str, js_client: Client, symbol: str
 ) -> None:

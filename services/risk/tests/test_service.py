@@ -358,7 +358,7 @@ async def test_held_bars_never_exceed_the_durables_bound(
         finally:
             watcher.cancel()
         last = await service.pool.fetchval("SELECT bar_applied FROM symbol_state WHERE symbol = $1", symbol)
-    assert most == bound and consumer.held == 0
+    assert most <= bound and consumer.held == 0
     assert last == bars[-1].data.open_time
 
 

@@ -62,7 +62,7 @@ def build_service(settings: RiskSettings) -> Service:
         batch_size=settings.risk_bars_batch,
         deliver_policy=start_at,
     )
-    async def on_bars(events: list[BarEvent]) -> list[str]:
+    async def on_bars(events: list[BarEvent]) -> set[str]:
         """Bars the merge holds back stay unacked until applied (see `tradebus_risk.desk`)."""
         return await desk.receive_bars(events)
 

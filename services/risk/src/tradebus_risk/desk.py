@@ -92,7 +92,8 @@ class Held:
 
 @dataclass(slots=True)
 class DeskState:
-    """What the committed database holds, in memory: valid while `version` is the account's."""
+    """What the committed database holds, in memory, with the bars held unacked: valid while
+    `version` is the account's."""
 
     version: int
     book: Book
@@ -180,7 +181,7 @@ class Desk:
         if duplicates:
             metrics.DECISIONS.labels("rejected", Reason.DUPLICATE_SIGNAL).inc(duplicates)
 
-    async def receive_bars(self, events: list[BarEvent]) -> list[str]:
+    async def receive_bars(self, events: list[BarEvent]) -> set[str]:
         """Stage and apply `events`; returns the ids of the bars held back, to stay unacked."""
         await self.release_applied(settled=True)  # the consumer settled every earlier batch by now
 
@@ -205,7 +206,7 @@ class Desk:
 
         await self._process(stage)
         holding = self._holding
-        return [event.event_id for event in events if event.event_id in holding]
+        return {event.event_id for event in events if event.event_id in holding}
 
     async def release_applied(self, *, settled: bool = False) -> None:
         """Ack the applied bars' deliveries again; `settled`: no bars batch is between its
@@ -285,10 +286,13 @@ class Desk:
                 newest = state.staged_bar_seen.get(row["symbol"])
                 state.staged_bar_seen[row["symbol"]] = row["at"] if newest is None else max(newest, row["at"])
         applied = state.book.bar_applied
-        for held in self._holding.values():  # still held unacked for us: never dropped with the state
+        for held in list(self._holding.values()):  # still held unacked for us: never dropped with the state
             symbol = held.event.data.symbol
             last = applied.get(symbol)
-            if (last is None or held.at > last) and held.event_id not in state.held_ids:
+            if last is not None and held.at <= last:  # applied by a committed write after all
+                del self._holding[held.event_id]
+                self._released.add(held.event_id)
+            elif held.event_id not in state.held_ids:
                 _see_bar(state, symbol, held.at)
                 _insert(state, symbol, held)
         self._state = state

@@ -202,8 +202,9 @@ class Repository:
 
 @dataclass(slots=True)
 class Batch:
-    """One transaction's changes beyond the book's own: the symbols it touched, the marks, the
-    inbox rows to add (items that must wait) and to delete (staged items now applied)."""
+    """One transaction's changes beyond the book's own: the symbols it touched, their marks as
+    durable (bars seen only as far as applied or staged), the inbox rows to add (signals that
+    must wait; bars wait unacked in JetStream) and to delete (staged items now applied)."""
 
     book: Book
     marks: dict[str, StreamMarks]

@@ -1,5 +1,6 @@
 """BatchConsumer on a real JetStream: narrowed filter subjects (and the fallback for servers
-before 2.10), and deliveries a handler holds back until it releases them."""
+before 2.10), ack-all settling, retries in place through an outage, and deliveries a handler
+holds back until it releases them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from decimal import Decimal
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from tradebus import subjects
 from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
@@ -107,7 +109,7 @@ async def test_held_deliveries_stay_unacked_until_released(bus: NatsClient):
     events = await _publish_mixed(bus)
     kept = {events[0].event_id, events[4].event_id}
     seen: list[BarEvent] = []
-    consumer = _consumer(seen, name="hold", subject="bars.>", hold=kept)
+    consumer = _consumer(seen, name="hold", subject="bars.>", hold=kept, holds=True)
     task = asyncio.create_task(consumer.run(bus))
     await wait_for(_true_when(lambda: len(seen) == len(events)))
     js = bus.jetstream()
@@ -131,3 +133,100 @@ async def test_held_deliveries_stay_unacked_until_released(bus: NatsClient):
         return (await js.consumer_info("BARS", consumer.durable)).num_ack_pending == 0
 
     await wait_for(all_acked, what="every delivery acked")
+
+
+async def _ack_pending(nc: NatsClient, durable: str) -> int:
+    return int((await nc.jetstream().consumer_info("BARS", durable)).num_ack_pending)
+
+
+async def test_ack_all_settles_a_chunk_with_a_dead_letter_inside(bus: NatsClient):
+    js = bus.jetstream()
+    dlq = await js.subscribe("dlq.test", durable="t-dlq")
+    good = [_event("1m", i) for i in range(5)]
+    publisher = Publisher(js, "test")
+    await publisher.publish_many(("bars.1m.BTCUSDT", e) for e in good[:2])
+    await js.publish("bars.1m.BTCUSDT", b"{not json", headers={"Nats-Msg-Id": "junk"})
+    await publisher.publish_many(("bars.1m.BTCUSDT", e) for e in good[2:])
+    seen: list[BarEvent] = []
+    consumer = _consumer(seen, name="all", subject="bars.1m.*")
+    consumer._publisher = lambda: publisher
+    task = asyncio.create_task(consumer.run(bus))
+    await wait_for(_true_when(lambda: len(seen) == len(good)))
+    assert [e.event_id for e in seen] == [e.event_id for e in good]
+    assert (await dlq.next_msg(timeout=5)).data.find(b'"reason":"malformed"') > 0
+    await wait_for(_true_when_async(lambda: _ack_pending(bus, consumer.durable)), what="the chunk acked")
+    consumer.stop()
+    await task
+    info = await js.consumer_info("BARS", consumer.durable)
+    assert info.config.ack_policy == AckPolicy.ALL and info.ack_floor.stream_seq == len(good) + 1
+
+
+async def test_outage_is_retried_in_place_in_order_and_a_stop_acks_nothing(bus: NatsClient):
+    events = [_event("1m", i) for i in range(4)]
+    await Publisher(bus.jetstream(), "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
+    handled: list[str] = []
+    outage = {"of": events[1].event_id, "left": 3}
+
+    async def handler(batch: list[BarEvent]) -> None:
+        if any(e.event_id == outage["of"] for e in batch) and outage["left"]:
+            outage["left"] -= 1
+            raise OSError("database unreachable")
+        handled.extend(e.event_id for e in batch)
+
+    def instance() -> BatchConsumer[BarEvent]:
+        return BatchConsumer(
+            service="test", name="outage", model=BarEvent, handler=handler, publisher=lambda: None,  # type: ignore[arg-type,return-value]
+            stream="BARS", durable="test-outage", subject="bars.1m.*",
+        )  # fmt: skip
+
+    consumer = instance()
+    task = asyncio.create_task(consumer.run(bus))
+    await wait_for(_true_when(lambda: events[-1].event_id in handled))
+    consumer.stop()
+    await task
+    assert handled == [e.event_id for e in events], "after the outage the same order, nothing skipped"
+    assert await _ack_pending(bus, consumer.durable) == 0
+
+    more = [_event("1m", i) for i in range(10, 12)]
+    outage.update({"of": more[0].event_id, "left": 10**6})  # an outage that outlasts this instance
+    await Publisher(bus.jetstream(), "test").publish_many(("bars.1m.BTCUSDT", e) for e in more)
+    consumer = instance()
+    task = asyncio.create_task(consumer.run(bus))
+    await wait_for(_true_when(lambda: outage["left"] < 10**6 - 1))
+    consumer.stop()
+    await asyncio.wait_for(task, 5)
+    assert handled == [e.event_id for e in events]
+    assert await _ack_pending(bus, consumer.durable) == 2, "stopping acked nothing: both come to the next instance"
+
+
+async def test_an_existing_explicit_durable_keeps_acking_each(bus: NatsClient):
+    await bus.jetstream().add_consumer(
+        "BARS", ConsumerConfig(durable_name="test-old", filter_subject="bars.1m.*", ack_policy=AckPolicy.EXPLICIT)
+    )
+    events = [_event("1m", i) for i in range(3)]
+    await Publisher(bus.jetstream(), "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
+    seen: list[BarEvent] = []
+    consumer = _consumer(seen, name="old", subject="bars.1m.*")
+    task = asyncio.create_task(consumer.run(bus))
+    await wait_for(_true_when(lambda: len(seen) == 3))
+    await wait_for(_true_when_async(lambda: _ack_pending(bus, consumer.durable)), what="each delivery acked")
+    consumer.stop()
+    await task
+
+
+async def test_a_holding_consumer_refuses_an_ack_all_durable(bus: NatsClient):
+    await bus.jetstream().add_consumer(
+        "BARS", ConsumerConfig(durable_name="test-h", filter_subject="bars.1m.*", ack_policy=AckPolicy.ALL)
+    )
+    consumer = _consumer([], name="h", subject="bars.1m.*", holds=True)
+    with pytest.raises(RuntimeError, match="acks all"):
+        await consumer.ensure(bus.jetstream())
+
+
+def _true_when_async(count):  # type: ignore[no-untyped-def]
+    """True once the awaited count is zero."""
+
+    async def predicate() -> bool:
+        return await count() == 0
+
+    return predicate

@@ -1,10 +1,13 @@
 """JetStream plumbing every service shares: streams, pipelined publishing, batch consuming, DLQ.
 
 Hot paths publish with `publish_async` (acks awaited together, not one round trip per event)
-and consume in batches through FastStream pull subscribers with manual acks. A message that
-cannot be decoded, or that keeps failing its handler, is parked on `dlq.<service>` with the
-reason, counted, and acked, so a consumer never stops on a message. Failures of the database
-or the bus itself are not the message's fault: those are retried, never dead-lettered.
+and consume through a continuous pull loop in chunks of whatever has arrived, handled in stream
+order. Durables ack all: one ack of a chunk's last delivery settles the chunk once every message
+in it is done (half the server's work per message of an ack each); a consumer that holds
+deliveries back acks each one explicitly instead. A message that cannot be decoded, or that
+keeps failing its handler, is parked on `dlq.<service>` with the reason and counted, so a
+consumer never stops on a message. Failures of the database or the bus itself are not the
+message's fault: those are retried in place, never dead-lettered, and nothing later overtakes.
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ class BatchConsumer(Generic[E]):
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         ack_wait_s: float = 60.0,
         accept: Callable[[str], bool] | None = None,
+        holds: bool = False,
     ) -> None:
         self.service = service
         self.name = name
@@ -136,7 +140,7 @@ class BatchConsumer(Generic[E]):
         self._config = ConsumerConfig(
             durable_name=durable,
             filter_subject=subject,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.EXPLICIT if holds else AckPolicy.ALL,
             ack_wait=ack_wait_s,
             max_ack_pending=batch_size * 20,
             deliver_policy=deliver_policy,
@@ -146,6 +150,9 @@ class BatchConsumer(Generic[E]):
         self.last_batch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop
+        self._holds = holds
+        self._ack_all = not holds
+        """Whether one ack of a chunk's last delivery settles the whole chunk (the durable's policy)."""
         self._held: dict[str, Msg] = {}
         """Deliveries the handler holds back (event id → newest delivery), acked by `release`."""
 
@@ -160,9 +167,13 @@ class BatchConsumer(Generic[E]):
         if self.filter_subjects and server >= (2, 10):
             config = dataclasses.replace(config, filter_subject=None, filter_subjects=list(self.filter_subjects))
         try:
-            await js.add_consumer(self.stream, config=config)
+            info = await js.add_consumer(self.stream, config=config)
         except nats.js.errors.APIError as exc:  # 400 or 500 by server version, for the same conflict
             log.warning("durable exists with another config; keeping it", durable=self.durable, error=str(exc))
+            info = await js.consumer_info(self.stream, self.durable)
+        self._ack_all = info.config.ack_policy == AckPolicy.ALL
+        if self._holds and self._ack_all:
+            raise RuntimeError(f"durable {self.durable} acks all; delete it so that it can hold deliveries back")
 
     async def run(self, nc: NatsClient) -> None:
         """Pull continuously until `stop()`: one outstanding pull request, messages handled as
@@ -211,36 +222,79 @@ class BatchConsumer(Generic[E]):
         self._queue.put_nowait(None)
 
     async def consume(self, batch: Sequence[Msg]) -> None:
+        """Handle a chunk in stream order, then settle it: with an ack-all durable one ack of its
+        last delivery, so nothing in it is acked before everything before it is done."""
         self.last_batch_at = datetime.now(tz=UTC)
-        good: list[tuple[E, Msg]] = []
         for subject, count in Counter(msg.subject for msg in batch).items():
             metrics.BUS_IN.labels(self.service, subject).inc(count)
+        good: list[tuple[E, Msg]] = []
         for msg in batch:
             if self._accept is not None and not self._accept(msg.subject):
-                await msg.ack()
                 continue
             try:
                 good.append((self.model.model_validate_json(msg.data), msg))
             except ValidationError as exc:
                 await self._dead_letter(msg, "malformed", _validation_summary(exc))
-        if not good:
-            return
+        try:
+            held = await self._handle(good) if good else ()
+        except _Interrupted:
+            return  # stopping during an outage: nothing of the chunk is acked, all of it comes again
+        await self._settle(batch, good, held)
+
+    async def _handle(self, good: list[tuple[E, Msg]]) -> Collection[str]:
+        """The handler on the whole chunk; when that fails, on each event alone."""
         with metrics.HANDLER_SECONDS.labels(self.service, self.name).time():
             try:
-                held = await self.handler([event for event, _ in good])
+                return await self.handler([event for event, _ in good]) or ()
             except Exception as exc:  # noqa: BLE001 - isolate the failing message below
                 metrics.HANDLER_ERRORS.labels(self.service, self.name, type(exc).__name__).inc()
                 log.warning("batch failed; retrying one by one", consumer=self.name, error=repr(exc))
-                await self._one_by_one(good)
-                return
-        await self._settle(good, held)
+        held: set[str] = set()
+        for event, msg in good:
+            with trace_context(trace_id=event.trace_id, event_id=event.event_id):
+                held.update(await self._retry_one(event, msg))
+        return held
 
-    async def _settle(self, deliveries: list[tuple[E, Msg]], held: Collection[str] | None) -> None:
-        """Ack what the handler is done with; keep what it holds back for `release`."""
-        for event, msg in deliveries:
-            if held and event.event_id in held:
+    async def _retry_one(self, event: E, msg: Msg) -> Collection[str]:
+        """One event alone; its log lines (the handler's too) carry its trace id. A failure of the
+        database or the bus is retried in place, with backoff, until it passes (nothing later is
+        handled first: order holds); a failure of the message itself dead-letters it after
+        `MAX_ATTEMPTS`."""
+        attempts = outages = 0
+        while True:
+            try:
+                return await self.handler([event]) or ()
+            except TRANSIENT_ERRORS as exc:
+                outages += 1
+                log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))
+                if await self._stopped_within(_backoff(outages)):
+                    raise _Interrupted from exc
+            except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
+                attempts += 1
+                if attempts == MAX_ATTEMPTS:
+                    await self._dead_letter(msg, "handler_error", repr(exc))
+                    return ()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _settle(self, batch: Sequence[Msg], good: list[tuple[E, Msg]], held: Collection[str]) -> None:
+        """Ack what is done; keep what the handler holds back for `release`."""
+        if self._ack_all:
+            if held:
+                raise TypeError(f"consumer {self.name} acks all: its handler may not hold deliveries back")
+            await batch[-1].ack()
+            return
+        kept = {id(msg) for event, msg in good if event.event_id in held}
+        for event, msg in good:
+            if id(msg) in kept:
                 self._held[event.event_id] = msg
-            else:
+        for msg in batch:
+            if id(msg) not in kept:
                 await msg.ack()
 
     async def release(self, event_ids: Iterable[str]) -> None:
@@ -259,27 +313,6 @@ class BatchConsumer(Generic[E]):
     @property
     def held(self) -> int:
         return len(self._held)
-
-    async def _one_by_one(self, deliveries: list[tuple[E, Msg]]) -> None:
-        for event, msg in deliveries:
-            with trace_context(trace_id=event.trace_id, event_id=event.event_id):
-                await self._retry_one(event, msg)
-
-    async def _retry_one(self, event: E, msg: Msg) -> None:
-        """Try one message alone; its log lines (the handler's too) carry its trace id."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                held = await self.handler([event])
-            except TRANSIENT_ERRORS as exc:
-                log.warning("transient failure; will retry", consumer=self.name, error=repr(exc))
-                await msg.nak(delay=_backoff(msg))
-                return
-            except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
-                if attempt == MAX_ATTEMPTS:
-                    await self._dead_letter(msg, "handler_error", repr(exc))
-            else:
-                await self._settle([(event, msg)], held)
-                return
 
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> None:
         meta = msg.metadata
@@ -306,7 +339,6 @@ class BatchConsumer(Generic[E]):
         await self._publisher().publish_raw(subjects.dlq(self.service), body, f"dlq:{self.service}:{self.name}:{seq}")
         metrics.DLQ_MESSAGES.labels(self.service, reason).inc()
         log.warning("message dead-lettered", consumer=self.name, subject=msg.subject, reason=reason, error=error)
-        await msg.ack()
 
 
 PULL_EXPIRES_S: Final = 5.0
@@ -320,9 +352,12 @@ def _status_of(msg: Msg) -> str | None:
     return msg.headers.get("Status")
 
 
-def _backoff(msg: Msg) -> float:
-    attempts = msg.metadata.num_delivered if msg.metadata else 1
-    return min(30.0, 0.25 * 2.0 ** min(int(attempts), 7))
+class _Interrupted(Exception):
+    """The consumer was stopped while retrying through an outage."""
+
+
+def _backoff(outages: int) -> float:
+    return min(30.0, 0.25 * 2.0 ** min(outages, 7))
 
 
 def _validation_summary(exc: ValidationError) -> str:

@@ -118,13 +118,15 @@ class Service:
         batch_size: int = 500,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         accept: Callable[[str], bool] | None = None,
+        holds: bool = False,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
 
         For a consumer that must see several subjects in one stream order (e.g. `bars.>` minus
         1m), `filter_subjects` lists them (servers 2.10+ then send nothing else) and
         `accept(subject)` drops (acks undecoded) the rest where the server sends all of `subject`.
-        The handler may return event ids it holds back: `held(name).release(ids)` acks them later.
+        A consumer's durable acks all (one ack settles a handled chunk) unless it `holds`: then its
+        handler may return event ids it holds back, unacked, until `held(name).release(ids)`.
         """
 
         def register(handler: BatchHandler[E]) -> BatchHandler[E]:
@@ -141,6 +143,7 @@ class Service:
                 batch_size=batch_size,
                 deliver_policy=deliver_policy,
                 accept=accept,
+                holds=holds,
             )
             self._consumers.append(consumer)
             self._document_subscriber(stream, subject, model, f"{self.name}:{name}", handler.__doc__ or "")

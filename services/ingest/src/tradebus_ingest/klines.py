@@ -71,6 +71,8 @@ def _decimal(text: str, *, empty_as_zero: bool = False) -> Decimal:
 
 
 def _trades(text: str) -> int:
+    if text.isdigit():  # the usual count; anything else (blank, `12.0`, junk) takes the Decimal rule
+        return int(text)
     value = _decimal(text, empty_as_zero=True)
     if value != value.to_integral_value():
         raise InvalidOperation(text)
@@ -85,7 +87,7 @@ def parse_row(row: list[str], symbol: str, source: BarSource = BarSource.REPLAY)
     try:
         open_ms = _epoch_ms(row[0])
         close_ms = _epoch_ms(row[6])
-        open_, high, low, close, volume = (_decimal(cell) for cell in row[1:6])
+        open_, high, low, close, volume = map(_decimal, row[1:6])
         quote_volume = _decimal(row[7], empty_as_zero=True)
         trades = _trades(row[8])
     except (ValueError, InvalidOperation):

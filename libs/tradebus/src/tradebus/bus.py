@@ -157,20 +157,27 @@ class BatchConsumer(Generic[E]):
         """Deliveries the handler holds back (event id → newest delivery), acked by `release`."""
 
     async def ensure(self, js: JetStreamContext, server: tuple[int, int] = (0, 0)) -> None:
-        """Create the durable; an existing one with another config is kept (and logged).
+        """Create the durable, or adopt the existing one as it is (its start position and ack
+        policy are its own: a rewound durable, one made by an older version), narrowing only
+        its filter when ours changed.
 
         `filter_subjects` narrow the durable on servers that support several filters (2.10+), so
         the server never sends what the handler drops; older servers get `subject` and `accept`
         drops the rest on arrival, in the same stream order.
         """
-        config = self._config
-        if self.filter_subjects and server >= (2, 10):
-            config = dataclasses.replace(config, filter_subject=None, filter_subjects=list(self.filter_subjects))
+        narrowed = bool(self.filter_subjects) and server >= (2, 10)
+        wanted = list(self.filter_subjects)
+
+        def narrow(config: ConsumerConfig) -> ConsumerConfig:
+            return dataclasses.replace(config, filter_subject=None, filter_subjects=wanted) if narrowed else config
+
         try:
-            info = await js.add_consumer(self.stream, config=config)
-        except nats.js.errors.APIError as exc:  # 400 or 500 by server version, for the same conflict
-            log.warning("durable exists with another config; keeping it", durable=self.durable, error=str(exc))
             info = await js.consumer_info(self.stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            info = await js.add_consumer(self.stream, config=narrow(self._config))
+        else:
+            if narrowed and (info.config.filter_subjects or []) != wanted:
+                info = await js.add_consumer(self.stream, config=narrow(info.config))
         self._ack_all = info.config.ack_policy == AckPolicy.ALL
         if self._holds and self._ack_all:
             raise RuntimeError(f"durable {self.durable} acks all; delete it so that it can hold deliveries back")

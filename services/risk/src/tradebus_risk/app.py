@@ -61,6 +61,7 @@ def build_service(settings: RiskSettings) -> Service:
         model=BarEvent,
         batch_size=settings.risk_bars_batch,
         deliver_policy=start_at,
+        holds=True,
     )
     async def on_bars(events: list[BarEvent]) -> set[str]:
         """Bars the merge holds back stay unacked until applied (see `tradebus_risk.desk`)."""

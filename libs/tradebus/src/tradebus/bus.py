@@ -43,6 +43,11 @@ BatchHandler = Callable[[list[E]], Awaitable[Collection[str] | None]]
 MAX_ATTEMPTS: Final = 3
 """Times a message may fail its handler (not the infrastructure) before it is dead-lettered."""
 
+ACK_WAIT_S: Final = 60.0
+HELD_ACK_WAIT_S: Final = 600.0
+"""A consumer that holds deliveries back may keep them for long (risk's bars wait for the signal
+stream); the server would send each again every `ack_wait`, to be decoded and skipped."""
+
 TRANSIENT_ERRORS: Final[tuple[type[BaseException], ...]] = (
     OSError,
     asyncio.TimeoutError,
@@ -124,7 +129,7 @@ class BatchConsumer(Generic[E]):
         filter_subjects: Sequence[str] = (),
         batch_size: int = 500,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
-        ack_wait_s: float = 60.0,
+        ack_wait_s: float | None = None,
         accept: Callable[[str], bool] | None = None,
         holds: bool = False,
     ) -> None:
@@ -141,7 +146,7 @@ class BatchConsumer(Generic[E]):
             durable_name=durable,
             filter_subject=subject,
             ack_policy=AckPolicy.EXPLICIT if holds else AckPolicy.ALL,
-            ack_wait=ack_wait_s,
+            ack_wait=ack_wait_s or (HELD_ACK_WAIT_S if holds else ACK_WAIT_S),
             max_ack_pending=batch_size * 20,
             deliver_policy=deliver_policy,
         )

@@ -2,7 +2,7 @@
 same JSON, and a horizon's part of it is encoded when that horizon changes, not for every signal.
 
 Encoding a signal through pydantic called a Python serializer for each of its ~160 decimals
-(~135 µs a signal, a third of the engine's time). Here each decimal is formatted once, a higher
+(~135 µs a signal, a quarter of the engine's time). Here each decimal is formatted once, a higher
 horizon's part is reused for every base bar until that horizon's next bar, and orjson writes
 the rest. The bytes equal pydantic's `SignalEvent.model_dump_json()`; a test holds them to it.
 """

@@ -6,6 +6,7 @@ only at its edge. Every function here is pure and deterministic.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -110,8 +111,10 @@ def score_horizon(view: HorizonView, params: ModelParams) -> HorizonScore:
     return HorizonScore(view, comps, score, direction, strength, confidence, q, _tags(view, comps, params, q))
 
 
+@functools.cache
 def horizon_weight(interval: str) -> float:
-    """Longer horizons weigh more: log2 of the horizon's minutes (5m 2.3, 1h 5.9, 1d 10.5)."""
+    """Longer horizons weigh more: log2 of the horizon's minutes (5m 2.3, 1h 5.9, 1d 10.5).
+    Kept per interval: the consensus asks for every horizon's weight on every signal."""
     return math.log2(minutes_in(interval))
 
 

@@ -10,6 +10,7 @@ from tradebus.events import (
     BarSource,
     Consensus,
     Direction,
+    HorizonSignal,
     Mode,
     ModelInfo,
     Side,
@@ -69,6 +70,17 @@ def signal(
     return SignalEvent.build(
         event_id=event_id, source="signal", trace_id=trace_id_for(f"bar:{symbol}:5m:{bar_ms}"), data=data, mode=mode
     )
+
+
+def with_detail(event: SignalEvent) -> SignalEvent:
+    """`event` with what the signal service adds and risk ignores: horizons, features, rationale."""
+    data = event.data
+    features = {name: D("0.123456789") for name in ("atr", "rsi", "macd", "score")}
+    horizon = HorizonSignal(
+        interval="15m", direction=data.direction, strength=D("0.5"), confidence=D("0.4"), bars=60, features=features
+    )
+    detail = {"horizons": [horizon], "features": features, "rationale": ["15m:trend_up"], "explanation": "why"}
+    return event.model_copy(update={"data": data.model_copy(update=detail)})
 
 
 # The scripted replay: 40 one-minute bars and 7 dense 5m signals.

@@ -41,6 +41,7 @@ from risk_scenario import (
     scenario_bars,
     scenario_signals,
     signal,
+    with_detail,
 )
 
 TOKEN = "test-token"
@@ -247,6 +248,32 @@ async def test_restart_mid_position_continues_and_closes(
         async with serving(second, js_client):
             assert await second.pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol) == 20
             await _publish(second, [*signals[2:], *bars[13:]])
+            await _until_count(seen, 17)
+    assert _ids(seen) == expected_events(symbol)
+
+
+async def test_signals_in_full_and_inbox_rows_of_the_full_model_trade_the_same(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    """Signals with everything the signal service adds are decoded slim; the signals waiting in
+    the inbox are then rewritten as an older risk stored them (the full `SignalEvent`)."""
+    signals = [with_detail(s) for s in scenario_signals(symbol)]
+    async with collecting(js_client, symbol) as seen:
+        first = _service(nats_url, database_url)
+        async with serving(first, js_client):
+            await _publish(first, signals)  # no bar yet: every signal waits in the inbox
+
+            async def staged() -> bool:
+                return await first.pool.fetchval("SELECT count(*) FROM inbox WHERE symbol = $1", symbol) == 7
+
+            await wait_for(staged, what="signals staged")
+            for s in signals:
+                await first.pool.execute(
+                    "UPDATE inbox SET payload = $2 WHERE event_id = $1", s.event_id, s.model_dump_json()
+                )
+        second = _service(nats_url, database_url)
+        async with serving(second, js_client):
+            await _publish(second, scenario_bars(symbol))
             await _until_count(seen, 17)
     assert _ids(seen) == expected_events(symbol)
 

@@ -16,7 +16,6 @@ from tradebus.events import (
     OrderEvent,
     PositionEvent,
     RejectionEvent,
-    SignalEvent,
     Symbol,
     TradeEvent,
 )
@@ -26,6 +25,7 @@ from tradebus_risk.desk import Desk
 from tradebus_risk.preflight import enforce
 from tradebus_risk.rewind import rewind_unacked
 from tradebus_risk.settings import RiskSettings
+from tradebus_risk.signals import RiskSignalEvent
 from tradebus_risk.views import account_view, amount, position_view, trade_view
 
 log = get_logger(__name__)
@@ -47,11 +47,12 @@ def build_service(settings: RiskSettings) -> Service:
         name="signals",
         stream="SIGNALS",
         subject="signals.*",
-        model=SignalEvent,
+        model=RiskSignalEvent,
         batch_size=500,
         deliver_policy=start_at,
     )
-    async def on_signals(events: list[SignalEvent]) -> None:
+    async def on_signals(events: list[RiskSignalEvent]) -> None:
+        """The contract's `SignalEvent`, decoded only as far as risk reads it (`tradebus_risk.signals`)."""
         await desk.receive_signals(events)
 
     @service.consumer(

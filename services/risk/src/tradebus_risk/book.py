@@ -25,7 +25,6 @@ from tradebus.events import (
     Rejection,
     RejectionEvent,
     Side,
-    SignalEvent,
     Trade,
     TradeEvent,
 )
@@ -34,6 +33,7 @@ from tradebus_risk.paper import exit_trigger
 from tradebus_risk.precision import accounting
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder
 from tradebus_risk.rules import Reason, Snapshot, Verdict, decision_time, evaluate
+from tradebus_risk.signals import SignalMessage
 
 SOURCE = "risk"
 
@@ -119,7 +119,7 @@ class Book:
         )
 
     # ----------------------------------------------------------------- signals
-    def decide(self, event: SignalEvent, wall_clock: datetime) -> Verdict:
+    def decide(self, event: SignalMessage, wall_clock: datetime) -> Verdict:
         """Judge one signal at its decision point; an accepted one submits a market order."""
         signal = event.data
         at = decision_time(signal)

@@ -55,7 +55,6 @@ from tradebus.events import (
     OrderEvent,
     PositionEvent,
     RejectionEvent,
-    SignalEvent,
     TradeEvent,
 )
 from tradebus.logging import get_logger
@@ -66,6 +65,7 @@ from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import Kind, MergeQueue, StreamMarks
 from tradebus_risk.repository import BOOK_LOCK, Batch, Conn, Repository, StagedRow
 from tradebus_risk.rules import Reason, decision_time
+from tradebus_risk.signals import RiskSignalEvent
 
 log = get_logger(__name__)
 
@@ -86,7 +86,7 @@ class Held:
     kind: Kind
     at: datetime
     live: bool
-    event: SignalEvent | BarEvent
+    event: RiskSignalEvent | BarEvent
     stored: bool = False
 
 
@@ -156,7 +156,7 @@ class Desk:
         await self._process(self._stage_nothing)
 
     # ----------------------------------------------------------------- consuming
-    async def receive_signals(self, events: list[SignalEvent]) -> None:
+    async def receive_signals(self, events: list[RiskSignalEvent]) -> None:
         duplicates = 0
 
         async def stage(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
@@ -279,7 +279,7 @@ class Desk:
         state = DeskState(version, await self.repo.load_book(conn), await self.repo.marks(conn))
         for row in await self.repo.staged(conn):
             kind: Kind = row["kind"]
-            model: type[SignalEvent | BarEvent] = SignalEvent if kind == "signal" else BarEvent
+            model: type[RiskSignalEvent | BarEvent] = RiskSignalEvent if kind == "signal" else BarEvent
             held = Held(row["event_id"], kind, row["at"], row["live"], model.model_validate_json(row["payload"]), True)
             _insert(state, row["symbol"], held)
             if kind == "bar":
@@ -310,7 +310,7 @@ class Desk:
                 continue
             for held in go:
                 if held.kind == "signal":  # not isinstance: slow on pydantic's ABC metaclass
-                    book.decide(cast(SignalEvent, held.event), wall_clock)
+                    book.decide(cast(RiskSignalEvent, held.event), wall_clock)
                 else:
                     book.apply_bar(cast(BarEvent, held.event))
                     if not held.stored:
@@ -374,7 +374,7 @@ class Desk:
         metrics.FROZEN.set(1 if book.account.frozen else 0)
 
 
-def _hold(state: DeskState, event: SignalEvent | BarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
+def _hold(state: DeskState, event: RiskSignalEvent | BarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
     held = Held(event.event_id, kind, at, event.mode is Mode.LIVE, event)
     _insert(state, symbol, held)
     return held

@@ -13,9 +13,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from tradebus.events import Signal, SignalState
+from tradebus.events import SignalState
 from tradebus.timeframes import interval_ms
 from tradebus_risk.limits import RiskLimits
+from tradebus_risk.signals import SignalFacts
 from tradebus_risk.sizing import size_entry
 
 
@@ -68,12 +69,12 @@ class Verdict:
     quantity: Decimal = Decimal(0)
 
 
-def decision_time(signal: Signal) -> datetime:
+def decision_time(signal: SignalFacts) -> datetime:
     """C: the close of the bar that triggered the signal (its open time + its interval)."""
     return signal.bar_time + timedelta(milliseconds=interval_ms(signal.interval))
 
 
-def evaluate(signal: Signal, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None) -> Verdict:
+def evaluate(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None) -> Verdict:
     """The verdict on `signal`; `wall_clock` is given for live signals only (staleness)."""
     if signal.state is SignalState.NEUTRAL:
         return Verdict("hold", Reason.NEUTRAL, "neutral signal: nothing to do")
@@ -90,7 +91,7 @@ def evaluate(signal: Signal, account: Snapshot, limits: RiskLimits, *, wall_cloc
     return _entry(signal, account, limits)
 
 
-def _entry(signal: Signal, account: Snapshot, limits: RiskLimits) -> Verdict:
+def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits) -> Verdict:
     if account.has_position:
         return Verdict("hold", Reason.POSITION_OPEN, "a long is already open for this symbol")
     if account.frozen:

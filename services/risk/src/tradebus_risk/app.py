@@ -11,7 +11,6 @@ from faststream.nats import DeliverPolicy
 
 from tradebus.auth import bearer_token_guard
 from tradebus.events import (
-    BarEvent,
     FillEvent,
     OrderEvent,
     PositionEvent,
@@ -22,10 +21,10 @@ from tradebus.events import (
 from tradebus.logging import get_logger
 from tradebus.service import CheckResult, Service
 from tradebus_risk.desk import Desk
+from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
 from tradebus_risk.rewind import rewind_unacked
 from tradebus_risk.settings import RiskSettings
-from tradebus_risk.signals import RiskSignalEvent
 from tradebus_risk.views import account_view, amount, position_view, trade_view
 
 log = get_logger(__name__)
@@ -52,20 +51,21 @@ def build_service(settings: RiskSettings) -> Service:
         deliver_policy=start_at,
     )
     async def on_signals(events: list[RiskSignalEvent]) -> None:
-        """The contract's `SignalEvent`, decoded only as far as risk reads it (`tradebus_risk.signals`)."""
+        """The contract's `SignalEvent`, decoded only as far as risk reads it (`tradebus_risk.inbound`)."""
         await desk.receive_signals(events)
 
     @service.consumer(
         name="bars-1m",
         stream="BARS",
         subject="bars.1m.*",
-        model=BarEvent,
+        model=RiskBarEvent,
         batch_size=settings.risk_bars_batch,
         deliver_policy=start_at,
         holds=True,
     )
-    async def on_bars(events: list[BarEvent]) -> set[str]:
-        """Bars the merge holds back stay unacked until applied (see `tradebus_risk.desk`)."""
+    async def on_bars(events: list[RiskBarEvent]) -> set[str]:
+        """The contract's `BarEvent`, decoded only as far as risk reads it (`tradebus_risk.inbound`);
+        bars the merge holds back stay unacked until applied (see `tradebus_risk.desk`)."""
         return await desk.receive_bars(events)
 
     service.publishes("exec.order.*", OrderEvent, "Paper market orders (entries and exits)")

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from tradebus import subjects
 from tradebus.events import (
-    BarEvent,
     Direction,
     Envelope,
     Fill,
@@ -28,12 +27,12 @@ from tradebus.events import (
     Trade,
     TradeEvent,
 )
+from tradebus_risk.inbound import BarMessage, SignalMessage
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import exit_trigger
 from tradebus_risk.precision import accounting
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder
 from tradebus_risk.rules import Reason, Snapshot, Verdict, decision_time, evaluate
-from tradebus_risk.signals import SignalMessage
 
 SOURCE = "risk"
 
@@ -94,10 +93,12 @@ class Book:
         with accounting():
             return sum((self.unrealized_of(h) for h in self.holdings.values()), Decimal(0))
 
-    def drawdown(self) -> Decimal:
-        """Fall from the peak equity as a fraction of the peak (0 at a new high)."""
+    def drawdown(self, equity: Decimal | None = None) -> Decimal:
+        """Fall from the peak equity as a fraction of the peak (0 at a new high); `equity` if known."""
         peak = self.account.peak_equity
-        return max(Decimal(0), (peak - self.equity()) / peak) if peak > 0 else Decimal(0)
+        if peak <= 0:
+            return Decimal(0)
+        return max(Decimal(0), (peak - (self.equity() if equity is None else equity)) / peak)
 
     def open_count(self) -> int:
         """Open longs plus entries waiting for their fill (both count against the limit)."""
@@ -170,7 +171,7 @@ class Book:
         return verdict
 
     # ----------------------------------------------------------------- bars
-    def apply_bar(self, event: BarEvent) -> None:
+    def apply_bar(self, event: BarMessage) -> None:
         """Fill due orders at the bar's open, run the stop/target check, mark to the close."""
         bar = event.data
         last = self.bar_applied.get(bar.symbol)
@@ -219,7 +220,7 @@ class Book:
         self._drawdown_watched = True
         equity = self.equity()
         self.account.peak_equity = max(self.account.peak_equity, equity)
-        drawdown = self.drawdown()
+        drawdown = self.drawdown(equity)
         if not self.account.frozen and drawdown >= self.limits.max_drawdown_pct:
             self.account.frozen = True
             limit = self.limits.max_drawdown_pct

@@ -39,6 +39,7 @@ a reset) wrote since: then the state is reloaded. A failed transaction drops the
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,6 @@ import asyncpg
 
 from tradebus.bus import Publisher
 from tradebus.events import (
-    BarEvent,
     Envelope,
     FillEvent,
     Mode,
@@ -61,11 +61,11 @@ from tradebus.logging import get_logger
 from tradebus.timeframes import interval_ms
 from tradebus_risk import metrics
 from tradebus_risk.book import Book, Changes
+from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import Kind, MergeQueue, StreamMarks
 from tradebus_risk.repository import BOOK_LOCK, Batch, Conn, Repository, StagedRow
 from tradebus_risk.rules import Reason, decision_time
-from tradebus_risk.signals import RiskSignalEvent
 
 log = get_logger(__name__)
 
@@ -86,7 +86,7 @@ class Held:
     kind: Kind
     at: datetime
     live: bool
-    event: RiskSignalEvent | BarEvent
+    event: RiskSignalEvent | RiskBarEvent
     stored: bool = False
 
 
@@ -181,7 +181,7 @@ class Desk:
         if duplicates:
             metrics.DECISIONS.labels("rejected", Reason.DUPLICATE_SIGNAL).inc(duplicates)
 
-    async def receive_bars(self, events: list[BarEvent]) -> set[str]:
+    async def receive_bars(self, events: list[RiskBarEvent]) -> set[str]:
         """Stage and apply `events`; returns the ids of the bars held back, to stay unacked."""
         await self.release_applied(settled=True)  # the consumer settled every earlier batch by now
 
@@ -279,7 +279,7 @@ class Desk:
         state = DeskState(version, await self.repo.load_book(conn), await self.repo.marks(conn))
         for row in await self.repo.staged(conn):
             kind: Kind = row["kind"]
-            model: type[RiskSignalEvent | BarEvent] = RiskSignalEvent if kind == "signal" else BarEvent
+            model: type[RiskSignalEvent | RiskBarEvent] = RiskSignalEvent if kind == "signal" else RiskBarEvent
             held = Held(row["event_id"], kind, row["at"], row["live"], model.model_validate_json(row["payload"]), True)
             _insert(state, row["symbol"], held)
             if kind == "bar":
@@ -312,7 +312,7 @@ class Desk:
                 if held.kind == "signal":  # not isinstance: slow on pydantic's ABC metaclass
                     book.decide(cast(RiskSignalEvent, held.event), wall_clock)
                 else:
-                    book.apply_bar(cast(BarEvent, held.event))
+                    book.apply_bar(cast(RiskBarEvent, held.event))
                     if not held.stored:
                         unacked.append(held.event_id)
                 if held.stored:
@@ -360,21 +360,23 @@ class Desk:
 
     # ----------------------------------------------------------------- metrics
     def _count(self, book: Book) -> None:
-        for verdict in book.changes.verdicts:
-            metrics.DECISIONS.labels(verdict.decision, verdict.reason).inc()
+        decided = Counter((verdict.decision, verdict.reason) for verdict in book.changes.verdicts)
+        for (decision, reason), count in decided.items():
+            metrics.DECISIONS.labels(decision, reason).inc(count)
         for side in book.changes.fills:
             metrics.FILLS.labels(side.value).inc()
         self._update_gauges(book)
 
     @staticmethod
     def _update_gauges(book: Book) -> None:
-        metrics.EQUITY.set(float(book.equity()))
+        equity = book.equity()
+        metrics.EQUITY.set(float(equity))
         metrics.OPEN_POSITIONS.set(len(book.holdings))
-        metrics.DRAWDOWN.set(float(book.drawdown()))
+        metrics.DRAWDOWN.set(float(book.drawdown(equity)))
         metrics.FROZEN.set(1 if book.account.frozen else 0)
 
 
-def _hold(state: DeskState, event: RiskSignalEvent | BarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
+def _hold(state: DeskState, event: RiskSignalEvent | RiskBarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
     held = Held(event.event_id, kind, at, event.mode is Mode.LIVE, event)
     _insert(state, symbol, held)
     return held

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from tradebus.events import Bar
+from tradebus_risk.inbound import BarFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class ExitTrigger:
     """The price before slippage."""
 
 
-def exit_trigger(bar: Bar, stop: Decimal | None, target: Decimal | None) -> ExitTrigger | None:
+def exit_trigger(bar: BarFacts, stop: Decimal | None, target: Decimal | None) -> ExitTrigger | None:
     """Whether `bar` hits the long position's stop or first target; the stop first when both."""
     if stop is not None and bar.low <= stop:
         return ExitTrigger("stop", min(stop, bar.open))

@@ -18,8 +18,7 @@ quantised here, each rounded in a stated direction, so that the books balance ex
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -34,11 +33,11 @@ _EXACT = decimal.Context(
 )
 
 
-@contextmanager
-def accounting() -> Iterator[None]:
-    """Decimal arithmetic that may not round: amounts already on the grid add up exactly."""
-    with decimal.localcontext(_EXACT):
-        yield
+def accounting() -> AbstractContextManager[decimal.Context]:
+    """Decimal arithmetic that may not round: amounts already on the grid add up exactly.
+
+    The context manager itself, not a generator around it: the book enters one per bar."""
+    return decimal.localcontext(_EXACT)
 
 
 @dataclass(frozen=True, slots=True)

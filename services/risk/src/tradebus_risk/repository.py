@@ -65,7 +65,11 @@ INSERT INTO trades (trade_id, symbol, strategy, quantity, entry_price, exit_pric
     gross_pnl, fees, net_pnl, exit_reason, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (trade_id) DO NOTHING"""
 SAVE_AUDIT: Final = """
-INSERT INTO audit (signal_id, symbol, decision, reason, detail, event_time, mode) VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO audit (signal_id, symbol, decision, reason, detail, event_time, mode)
+SELECT signal_id, symbol, decision, reason, detail, event_time, mode
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+    WITH ORDINALITY AS a (signal_id, symbol, decision, reason, detail, event_time, mode, n)
+ORDER BY n
 ON CONFLICT (signal_id) DO NOTHING"""
 SAVE_SYMBOL: Final = """
 INSERT INTO symbol_state (symbol, bar_seen, signal_seen, base_ms, bar_applied, position_seq)
@@ -73,7 +77,11 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (symbol) DO UPDATE SET bar_seen = EXCLUDED.bar_seen, signal_seen = EXCLUDED.signal_seen,
     base_ms = EXCLUDED.base_ms, bar_applied = EXCLUDED.bar_applied, position_seq = EXCLUDED.position_seq"""
 SAVE_OUTBOX: Final = """
-INSERT INTO outbox (event_id, event_type, subject, payload) VALUES ($1, $2, $3, $4)
+INSERT INTO outbox (event_id, event_type, subject, payload)
+SELECT event_id, event_type, subject, payload
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+    WITH ORDINALITY AS o (event_id, event_type, subject, payload, n)
+ORDER BY n
 ON CONFLICT (event_id) DO NOTHING"""
 
 UNSENT: Final = "SELECT seq, event_type, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
@@ -172,11 +180,10 @@ class Repository:
             await _many(conn, SAVE_SYMBOL, [_symbol_row(book, s, batch.marks.get(s, StreamMarks())) for s in touched])
         await _many(conn, SAVE_ORDER, [_order_row(o) for o in changes.orders.values()])
         await _many(conn, SAVE_TRADE, [_trade_row(t) for t in changes.trades])
-        await _many(conn, SAVE_AUDIT, [_audit_row(entry) for entry in changes.audits])
+        await _columns(conn, SAVE_AUDIT, [_audit_row(entry) for entry in changes.audits])
         outbox = [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events]
-        await _many(conn, SAVE_OUTBOX, outbox)
-        if batch.stage:
-            await conn.execute(STAGE, *(list(column) for column in zip(*batch.stage, strict=True)))
+        await _columns(conn, SAVE_OUTBOX, outbox)
+        await _columns(conn, STAGE, batch.stage)
         if batch.unstage:
             await conn.execute(UNSTAGE, batch.unstage)
 
@@ -217,6 +224,13 @@ class Batch:
 async def _many(conn: Conn, sql: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:
         await conn.executemany(sql, rows)
+
+
+async def _columns(conn: Conn, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """All `rows` in one statement, one array per column (for `unnest`): a statement per row
+    (`executemany`) cost risk and PostgreSQL far more for the audit row of every signal."""
+    if rows:
+        await conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
 
 
 def _symbol_row(book: Book, symbol: str, marks: StreamMarks) -> tuple[Any, ...]:

@@ -15,8 +15,8 @@ from typing import Literal
 
 from tradebus.events import SignalState
 from tradebus.timeframes import interval_ms
+from tradebus_risk.inbound import SignalFacts
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.signals import SignalFacts
 from tradebus_risk.sizing import size_entry
 
 

@@ -153,15 +153,18 @@ class BinanceFeed:
                 self._status.state = FeedState.LIVE
 
     async def _poll(self) -> None:
-        """REST polling: a repair now, then one after every minute close (plus the grace)."""
+        """REST polling: a repair now, then one after every minute close (plus the grace).
+
+        The next close is reckoned from when the repair began: a minute that closed while it ran
+        is polled at once, not a minute later."""
         while True:
+            now = self._clock.now_ms()
             try:
                 # shielded: stopping the poller must not cut a page between publish and store
                 await asyncio.shield(self.series.repair())
                 self._status.state = FeedState.LIVE
             except RestUnavailable:
                 pass  # logged by the series on the first failure; the next minute tries again
-            now = self._clock.now_ms()
             await self._clock.sleep_until(now - now % MINUTE_MS + MINUTE_MS + self._grace_ms)
 
     async def _monitor(self) -> None:

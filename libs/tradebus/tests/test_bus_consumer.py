@@ -14,7 +14,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from tradebus import subjects
 from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
-from tradebus.events import BarEvent, BarSource, make_bar
+from tradebus.events import BarEvent, BarSource, Envelope, make_bar
+from tradebus.service import Service
+from tradebus.settings import Settings
 from tradebus.testing import wait_for
 
 
@@ -230,3 +232,17 @@ def _true_when_async(count):  # type: ignore[no-untyped-def]
         return await count() == 0
 
     return predicate
+
+
+def test_a_consumer_reading_part_of_an_event_documents_the_contract_schema() -> None:
+    class BarIdOnly(Envelope):
+        """A consumer's own reading of `BarEvent`: the envelope only."""
+
+    service = Service("demo", Settings(nats_url="nats://127.0.0.1:1", database_url="postgresql://x@127.0.0.1/x"))
+
+    @service.consumer(name="ids", stream="BARS", subject="bars.1m.*", model=BarIdOnly, documented_as=BarEvent)
+    async def on_ids(events: list[BarIdOnly]) -> None:
+        del events
+
+    schemas = service._asyncapi().to_jsonable()["components"]["schemas"]
+    assert any("BarEvent" in name for name in schemas) and not any("BarIdOnly" in name for name in schemas)

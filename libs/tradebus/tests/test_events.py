@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tradebus.events import BarEvent, BarSource, Mode, make_bar, trace_id_for
+from tradebus.events import _NAMESPACE, BarEvent, BarSource, Mode, _plain_decimal, make_bar, trace_id_for
 
 
 def _bar(revision: int = 0, close: str = "100.10") -> BarEvent:
@@ -68,6 +71,11 @@ def test_trace_id_is_deterministic() -> None:
     assert trace_id_for("bar:X:1m:0") == trace_id_for("bar:X:1m:0") != trace_id_for("bar:X:1m:60000")
 
 
+@given(st.text(max_size=60))
+def test_trace_id_is_the_uuid5_of_the_event_id(event_id: str) -> None:
+    assert trace_id_for(event_id) == uuid.uuid5(_NAMESPACE, event_id).hex
+
+
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
@@ -93,3 +101,12 @@ def test_ohlc_problem() -> None:
 def test_tiny_amounts_are_plain_decimals() -> None:
     bar = _bar().data.model_copy(update={"volume": Decimal("0.00000001")})
     assert '"volume":"0.00000001"' in bar.model_dump_json()
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+@example(Decimal("0E-8"))
+@example(Decimal("1E+3"))
+@example(Decimal("-0.0000001"))
+@example(Decimal("123.4500"))
+def test_amounts_are_written_in_plain_notation(value: Decimal) -> None:
+    assert _plain_decimal(value) == format(value, "f")

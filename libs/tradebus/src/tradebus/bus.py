@@ -101,9 +101,12 @@ class Publisher:
     async def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
         """Publish all `items` and wait for every ack; raises if any publish failed."""
         futures: list[asyncio.Future[Any]] = []
+        published: Counter[str] = Counter()
         for subject, event in items:
             futures.append(await self._js.publish_async(subject, encode(event), headers={"Nats-Msg-Id": event.msg_id}))
-            metrics.BUS_OUT.labels(self._service, subject).inc()
+            published[subject] += 1
+        for subject, count in published.items():
+            metrics.BUS_OUT.labels(self._service, subject).inc(count)
         if futures:
             await asyncio.gather(*futures)
 

@@ -119,6 +119,7 @@ class Service:
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         accept: Callable[[str], bool] | None = None,
         holds: bool = False,
+        documented_as: type[Envelope] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
 
@@ -127,6 +128,8 @@ class Service:
         `accept(subject)` drops (acks undecoded) the rest where the server sends all of `subject`.
         A consumer's durable acks all (one ack settles a handled chunk) unless it `holds`: then its
         handler may return event ids it holds back, unacked, until `held(name).release(ids)`.
+        `documented_as` names the contract's schema in the AsyncAPI document when `model` is a
+        consumer's own reading of it (only the fields it uses).
         """
 
         def register(handler: BatchHandler[E]) -> BatchHandler[E]:
@@ -146,7 +149,9 @@ class Service:
                 holds=holds,
             )
             self._consumers.append(consumer)
-            self._document_subscriber(stream, subject, model, f"{self.name}:{name}", handler.__doc__ or "")
+            self._document_subscriber(
+                stream, subject, documented_as or model, f"{self.name}:{name}", handler.__doc__ or ""
+            )
             return handler
 
         return register
@@ -158,7 +163,9 @@ class Service:
                 return consumer
         raise KeyError(f"no consumer named {name!r}")
 
-    def _document_subscriber(self, stream: str, subject: str, model: type[E], title: str, description: str) -> None:
+    def _document_subscriber(
+        self, stream: str, subject: str, model: type[Envelope], title: str, description: str
+    ) -> None:
         async def consumes(event: Any) -> None:  # pragma: no cover - documentation only, never called
             del event
 

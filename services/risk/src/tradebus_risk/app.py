@@ -11,10 +11,12 @@ from faststream.nats import DeliverPolicy
 
 from tradebus.auth import bearer_token_guard
 from tradebus.events import (
+    BarEvent,
     FillEvent,
     OrderEvent,
     PositionEvent,
     RejectionEvent,
+    SignalEvent,
     Symbol,
     TradeEvent,
 )
@@ -47,6 +49,7 @@ def build_service(settings: RiskSettings) -> Service:
         stream="SIGNALS",
         subject="signals.*",
         model=RiskSignalEvent,
+        documented_as=SignalEvent,
         batch_size=500,
         deliver_policy=start_at,
     )
@@ -59,6 +62,7 @@ def build_service(settings: RiskSettings) -> Service:
         stream="BARS",
         subject="bars.1m.*",
         model=RiskBarEvent,
+        documented_as=BarEvent,
         batch_size=settings.risk_bars_batch,
         deliver_policy=start_at,
         holds=True,

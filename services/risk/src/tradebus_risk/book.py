@@ -171,6 +171,21 @@ class Book:
         return verdict
 
     # ----------------------------------------------------------------- bars
+    def quiet_bar(self, symbol: str, at: datetime) -> bool:
+        """Whether `apply_bar` of `symbol`'s bar opening at `at` would change only `bar_applied`:
+        it is newer than the last applied, nothing of the symbol is held or waits for a fill, it
+        stays in the account's day, and the drawdown was checked at the current equity already."""
+        last = self.bar_applied.get(symbol)
+        day = self.account.day
+        return (
+            (last is None or at > last)
+            and day is not None
+            and at.date() <= day
+            and self._drawdown_watched
+            and symbol not in self.holdings
+            and all(order.symbol != symbol for order in self.pending.values())
+        )
+
     def apply_bar(self, event: BarMessage) -> None:
         """Fill due orders at the bar's open, run the stop/target check, mark to the close."""
         bar = event.data

@@ -34,6 +34,42 @@ then every earlier batch is settled) and by the outbox loop; releasing an acked 
 The book, the stream marks and the held-back items stay in memory between batches. The account
 row's `version`, bumped by every such transaction, tells whether anyone else (another instance,
 a reset) wrote since: then the state is reloaded. A failed transaction drops the memory copy.
+
+QUIET LIVE BARS skip the transaction: live bars arrive one by one, and a transaction (~5 round
+trips) per bar was most of risk's live cost, while almost every such bar changes nothing but its
+symbol's `bar_applied` and merge mark. `receive_bars` applies a bar in memory only, under the
+book lock (so it sees only committed state) and acks it at once, when the memory copy is valid
+(`_state`) and the bar is quiet: live, 1m, nothing of its symbol waits in the merge and no
+earlier bar of its symbol in the batch went to the transaction, `Book.quiet_bar` (newer than
+`bar_applied`, no holding or pending order of the symbol, no new day to roll, drawdown checked)
+and, the one narrowing found needed, a signal of its symbol was seen whose next one decides
+after the bar opens (`signal_seen + base > open`). The rest takes the transactional path.
+
+The durable `bar_applied` and `bar_seen` of a quiet symbol may then lag the memory copy; the
+next transaction touching the symbol (any signal decided for it, any loud bar of it) saves the
+memory copy, and a holding or a pending order of a symbol only ever appears in such a
+transaction, so the lag exists only while the durable book has neither for the symbol. A quiet
+bar is seen again only after a crash (`rewind_unacked` restarts a durable at its ack floor,
+which held replay bars or in-flight ones keep below acked quiet bars) or as a late copy after
+a reload (a failed transaction drops the memory copy); it is then newer than the durable
+`bar_applied` and applied again, and that is still a no-op:
+- no holding: one would come from a fill at a later bar, committed with that later
+  `bar_applied`, and the old bar would be skipped;
+- no due order: the symbol had none when the bar was quiet, and a later order is submitted at
+  its signal's decision point, which is after the bar opened: every signal up to the bar's
+  open was seen, so decided (audited, its own redelivery skipped) or staged (then nothing
+  was quiet). WITHOUT the signal mark rule this fails: a quiet bar at C, the signal at C
+  decided only after a crash, then the rewound bar at C fills its entry at C's open where an
+  uninterrupted run fills it at the next bar's;
+- no day roll: the account's day only moves forward, durably (`_roll_day` runs inside
+  transactions), and the bar stayed in the day current when it was quiet;
+- the drawdown check a reloaded book makes at its first bar depends on the equity only, which
+  quiet bars do not move.
+So such a run makes exactly the trades of an uninterrupted one. The lagging `bar_seen` may only
+hold a REPLAY signal of the same symbol (a run mixing modes on one symbol) in the merge until
+the symbol's next bar, which then goes after it in the same order as before. A writer other than
+this desk (a second instance) is not noticed by quiet bars until the next transaction: risk
+runs as one instance (see above).
 """
 
 from __future__ import annotations
@@ -184,6 +220,9 @@ class Desk:
     async def receive_bars(self, events: list[RiskBarEvent]) -> set[str]:
         """Stage and apply `events`; returns the ids of the bars held back, to stay unacked."""
         await self.release_applied(settled=True)  # the consumer settled every earlier batch by now
+        events = await self._apply_quiet(events)
+        if not events:
+            return set()
 
         async def stage(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
             fresh: list[Held] = []
@@ -207,6 +246,25 @@ class Desk:
         await self._process(stage)
         holding = self._holding
         return {event.event_id for event in events if event.event_id in holding}
+
+    async def _apply_quiet(self, events: list[RiskBarEvent]) -> list[RiskBarEvent]:
+        """Apply the quiet bars of `events` in memory only (see the module docstring); returns the
+        others, for the transaction."""
+        async with self._book_lock:
+            state = self._state
+            if state is None:
+                return events
+            rest: list[RiskBarEvent] = []
+            loud: set[str] = set()  # symbols with a bar for the transaction: their later bars follow it
+            for event in events:
+                symbol = event.data.symbol
+                if symbol not in loud and _quiet(state, event):
+                    state.book.apply_bar(event)
+                    _see_bar(state, symbol, event.data.open_time)
+                else:
+                    loud.add(symbol)
+                    rest.append(event)
+        return rest
 
     async def release_applied(self, *, settled: bool = False) -> None:
         """Ack the applied bars' deliveries again; `settled`: no bars batch is between its
@@ -388,6 +446,18 @@ def _insert(state: DeskState, symbol: str, held: Held) -> None:
         queue = state.held[symbol] = MergeQueue()
     queue.add(held)
     state.held_ids.add(held.event_id)
+
+
+def _quiet(state: DeskState, event: RiskBarEvent) -> bool:
+    """Whether `event` may be applied in memory only (see the module docstring)."""
+    bar = event.data
+    symbol, at = bar.symbol, bar.open_time
+    if event.mode is not Mode.LIVE or bar.interval != "1m" or state.held.get(symbol):
+        return False
+    marks = state.marks.get(symbol, _NO_MARKS)
+    if marks.signal_seen is None or marks.base is None or marks.signal_seen + marks.base <= at:
+        return False  # a signal deciding at or before `at` may still come
+    return state.book.quiet_bar(symbol, at)
 
 
 def _see_bar(state: DeskState, symbol: str, at: datetime) -> None:

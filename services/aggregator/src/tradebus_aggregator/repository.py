@@ -39,17 +39,19 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_bars (
 
 # A 1m bar replaces a stored one of the same or a lower revision (a correction); a higher bar
 # only a lower revision, so a redelivered batch changes nothing.
-UPSERT = f"""
-INSERT INTO bars ({", ".join(_COLUMNS)})
-SELECT DISTINCT ON (symbol, interval, open_time) {", ".join(_COLUMNS)}
-FROM incoming_bars
-ORDER BY symbol, interval, open_time, revision DESC, seq DESC
+_ON_CONFLICT = """
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
     complete = excluded.complete, revision = excluded.revision, source = excluded.source, updated_at = now()
 WHERE excluded.revision > bars.revision OR (excluded.interval = '1m' AND excluded.revision = bars.revision)
 """
+UPSERT = f"""
+INSERT INTO bars ({", ".join(_COLUMNS)})
+SELECT DISTINCT ON (symbol, interval, open_time) {", ".join(_COLUMNS)}
+FROM incoming_bars
+ORDER BY symbol, interval, open_time, revision DESC, seq DESC
+{_ON_CONFLICT}"""
 
 # The live edge writes a bar or two at a time: one statement (one round trip), where the COPY
 # path takes five (savepoint, COPY in, release, commit). Amounts travel as text, as in COPY.
@@ -62,12 +64,7 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $
             $8::text[], $9::text[], $10::bigint[], $11::boolean[], $12::integer[], $13::text[])
      WITH ORDINALITY AS t({", ".join(_COLUMNS)}, seq)
 ORDER BY symbol, interval, open_time, revision DESC, seq DESC
-ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
-    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
-    complete = excluded.complete, revision = excluded.revision, source = excluded.source, updated_at = now()
-WHERE excluded.revision > bars.revision OR (excluded.interval = '1m' AND excluded.revision = bars.revision)
-"""
+{_ON_CONFLICT}"""
 FEW: Final = 16
 """Up to this many bars are written by `UPSERT_FEW`, more by COPY."""
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from tradebus import metrics
 from tradebus.events import Bar, SignalEvent
+from tradebus.timeframes import interval_ms
 
 _BAR_COLUMNS: Final = (
     "symbol",
@@ -44,6 +45,11 @@ DELETE FROM bars WHERE symbol = $1 AND interval = $2 AND open_time < (
     SELECT open_time FROM bars WHERE symbol = $1 AND interval = $2
     ORDER BY open_time DESC OFFSET $3 - 1 LIMIT 1)
 """
+
+PRUNE_EVERY: Final = 64
+"""A series is pruned when one of its bars lands on every 64th slot of its interval, so it keeps
+at most `window` + 63 bars: one DELETE per 64 bars instead of one per bar (a sorted scan with an
+offset, on the latency path of every signal)."""
 
 INSERT_SIGNAL: Final = """
 INSERT INTO signals (event_id, symbol, interval, bar_time, state, confidence, mode, trace_id, event)
@@ -98,6 +104,10 @@ def _bar(record: asyncpg.Record) -> Bar:
     return Bar.model_validate(dict(record.items()))
 
 
+def _prune_slot(bar: Bar) -> bool:
+    return bar.open_ms // interval_ms(bar.interval) % PRUNE_EVERY == 0
+
+
 def _signal_row(event: SignalEvent) -> tuple[Any, ...]:
     s = event.data
     return (
@@ -121,12 +131,13 @@ class Repository:
         """Bars, signals and the pruning of bars beyond `window`, in one transaction."""
         if not bars and not signals:
             return
-        series = sorted({(b.symbol, b.interval) for b in bars})
+        series = sorted({(b.symbol, b.interval) for b in bars if _prune_slot(b)})
         with metrics.DB_SECONDS.labels("signal", "store").time():
             async with self._pool.acquire() as conn, conn.transaction():
                 if bars:
                     await conn.executemany(UPSERT_BAR, [_bar_row(b) for b in bars])
-                    await conn.executemany(PRUNE_BARS, [(sym, iv, window) for sym, iv in series])
+                    if series:
+                        await conn.executemany(PRUNE_BARS, [(sym, iv, window) for sym, iv in series])
                 if signals:
                     await conn.executemany(INSERT_SIGNAL, [_signal_row(e) for e in signals])
 

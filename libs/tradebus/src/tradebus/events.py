@@ -215,6 +215,7 @@ class BarEvent(Envelope):
         source: str,
         mode: Mode = Mode.LIVE,
         trace_id: str | None = None,
+        emitted_at: datetime | None = None,
     ) -> BarEvent:
         """The event for `bar`, with its deterministic id (and a fresh trace for a 1m bar)."""
         event_id = bar_event_id(bar.symbol, bar.interval, bar.open_ms)
@@ -224,6 +225,7 @@ class BarEvent(Envelope):
             trace_id=trace_id or trace_id_for(event_id),
             data=bar,
             mode=mode,
+            emitted_at=emitted_at,
         )
 
 

@@ -67,12 +67,7 @@ async def backfill(
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise BackfillError(f"cannot reach PostgreSQL at {database_url}: {exc}") from exc
     client = await nats.connect(nats_url)
-    rest = BinanceRest(
-        settings.binance_rest_url,
-        timeout_s=settings.binance_timeout_s,
-        weight_limit=settings.binance_rest_weight_limit,
-        max_wait_s=settings.binance_retry_max_s,
-    )
+    rest = BinanceRest.configured(settings)
     try:
         await db.migrate(pool, "ingest", "tradebus_ingest.migrations")
         js = client.jetstream()

@@ -52,12 +52,7 @@ async def run_exchange_feed(
     status: FeedStatus,
 ) -> None:
     """Run INGEST_SOURCE auto/ws/rest until cancelled."""
-    rest = BinanceRest(
-        settings.binance_rest_url,
-        timeout_s=settings.binance_timeout_s,
-        weight_limit=settings.binance_rest_weight_limit,
-        max_wait_s=settings.binance_retry_max_s,
-    )
+    rest = BinanceRest.configured(settings)
     try:
         if settings.ingest_source == "auto":
             await _offline_until_binance_answers(settings, rest, clock, publisher, repository, status)

@@ -17,6 +17,7 @@ import httpx
 
 from tradebus.logging import get_logger
 from tradebus_ingest import metrics
+from tradebus_ingest.settings import IngestSettings
 
 log = get_logger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every request at INFO
@@ -42,6 +43,16 @@ class RestRejected(Exception):
 
 class BinanceRest:
     """An HTTP client for the public market-data endpoints of one Binance-compatible server."""
+
+    @classmethod
+    def configured(cls, settings: IngestSettings) -> BinanceRest:
+        """The client `settings` describe (URL, timeout, weight limit, longest wait)."""
+        return cls(
+            settings.binance_rest_url,
+            timeout_s=settings.binance_timeout_s,
+            weight_limit=settings.binance_rest_weight_limit,
+            max_wait_s=settings.binance_retry_max_s,
+        )
 
     def __init__(
         self,

@@ -319,12 +319,6 @@ class BatchConsumer(Generic[E]):
             if msg is not None:
                 await msg.ack()
 
-    async def redeliver_held(self) -> None:
-        """Give every held-back delivery back to the server now (the handler lost them)."""
-        held, self._held = self._held, {}
-        for msg in held.values():
-            await msg.nak()
-
     @property
     def held(self) -> int:
         return len(self._held)

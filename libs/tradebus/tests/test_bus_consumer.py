@@ -71,7 +71,7 @@ def _consumer(seen: list[BarEvent], *, name: str, hold: set[str] | None = None, 
 
 async def _publish_mixed(nc: NatsClient) -> list[BarEvent]:
     events = [_event(interval, i) for i in range(3) for interval in ("1m", "5m", "15m")]
-    await Publisher(nc.jetstream(), "test").publish_many((subjects.bars(e.data.interval, "BTCUSDT"), e) for e in events)
+    await Publisher(nc, "test").publish_many((subjects.bars(e.data.interval, "BTCUSDT"), e) for e in events)
     return events
 
 
@@ -140,7 +140,7 @@ async def test_ack_all_settles_a_chunk_with_a_dead_letter_inside(bus: NatsClient
     js = bus.jetstream()
     dlq = await js.subscribe("dlq.test", durable="t-dlq")
     good = [_event("1m", i) for i in range(5)]
-    publisher = Publisher(js, "test")
+    publisher = Publisher(bus, "test")
     await publisher.publish_many(("bars.1m.BTCUSDT", e) for e in good[:2])
     await js.publish("bars.1m.BTCUSDT", b"{not json", headers={"Nats-Msg-Id": "junk"})
     await publisher.publish_many(("bars.1m.BTCUSDT", e) for e in good[2:])
@@ -160,7 +160,7 @@ async def test_ack_all_settles_a_chunk_with_a_dead_letter_inside(bus: NatsClient
 
 async def test_outage_is_retried_in_place_in_order_and_a_stop_acks_nothing(bus: NatsClient):
     events = [_event("1m", i) for i in range(4)]
-    await Publisher(bus.jetstream(), "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
+    await Publisher(bus, "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
     handled: list[str] = []
     outage = {"of": events[1].event_id, "left": 3}
 
@@ -186,7 +186,7 @@ async def test_outage_is_retried_in_place_in_order_and_a_stop_acks_nothing(bus: 
 
     more = [_event("1m", i) for i in range(10, 12)]
     outage.update({"of": more[0].event_id, "left": 10**6})  # an outage that outlasts this instance
-    await Publisher(bus.jetstream(), "test").publish_many(("bars.1m.BTCUSDT", e) for e in more)
+    await Publisher(bus, "test").publish_many(("bars.1m.BTCUSDT", e) for e in more)
     consumer = instance()
     task = asyncio.create_task(consumer.run(bus))
     await wait_for(_true_when(lambda: outage["left"] < 10**6 - 1))
@@ -201,7 +201,7 @@ async def test_an_existing_explicit_durable_keeps_acking_each(bus: NatsClient):
         "BARS", ConsumerConfig(durable_name="test-old", filter_subject="bars.1m.*", ack_policy=AckPolicy.EXPLICIT)
     )
     events = [_event("1m", i) for i in range(3)]
-    await Publisher(bus.jetstream(), "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
+    await Publisher(bus, "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
     seen: list[BarEvent] = []
     consumer = _consumer(seen, name="old", subject="bars.1m.*")
     task = asyncio.create_task(consumer.run(bus))

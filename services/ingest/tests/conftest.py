@@ -13,4 +13,4 @@ sys.path.insert(0, str(Path(__file__).parent))
 async def publisher(nc: Client) -> Publisher:
     """A publisher on the test bus, with the contract's streams in place."""
     await ensure_streams(nc.jetstream())
-    return Publisher(nc.jetstream(), "ingest")
+    return Publisher(nc, "ingest")

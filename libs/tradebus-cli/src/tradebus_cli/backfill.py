@@ -74,7 +74,7 @@ async def backfill(
         await ensure_streams(js)
         series = BinanceSeries(
             symbols=settings.symbols,
-            publisher=Publisher(js, "cli"),
+            publisher=Publisher(client, "cli"),
             repository=IngestRepository(pool),
             rest=rest,
             clock=WallClock(),

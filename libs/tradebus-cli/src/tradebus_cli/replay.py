@@ -48,7 +48,9 @@ async def replay(
                 last = report.last_open_time.isoformat() if report.last_open_time else "-"
                 progress.update(task, completed=done, description=f"replaying, up to {last}")
 
-            report = await replay_files(paths, Publisher(js, "cli"), speed=speed, symbol=symbol, on_progress=advance)
+            report = await replay_files(
+                paths, Publisher(client, "cli"), speed=speed, symbol=symbol, on_progress=advance
+            )
             progress.update(task, completed=total, description="replayed")
     finally:
         await client.drain()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
@@ -88,31 +89,105 @@ def encode(event: Envelope) -> bytes:
     return event.model_dump_json().encode()
 
 
-class Publisher:
-    """Publishes events to JetStream with `Nats-Msg-Id` set, pipelining the acks."""
+PUBLISH_ACK_TIMEOUT_S: Final = 10.0
+"""How long a published batch may wait for its acks (a reconnect loses those in flight): then it
+fails as an outage, is retried in place, and the same `Nats-Msg-Id`s are dropped as duplicates."""
 
-    def __init__(self, js: JetStreamContext, service: str) -> None:
-        self._js = js
+
+@dataclasses.dataclass(slots=True)
+class _Acks:
+    """The acks one published batch still waits for, and the first error among them."""
+
+    left: int
+    done: asyncio.Future[None]
+    error: nats.errors.Error | None = None
+
+
+class Publisher:
+    """Publishes events to JetStream with `Nats-Msg-Id` set, pipelined: a batch's messages are all
+    written before its acks are awaited, and every ack comes back on one wildcard reply
+    subscription, counted per batch (nats-py's `publish_async` spends ~12 µs more a message on a
+    future, a NUID, a semaphore and a JSON parse of each ack)."""
+
+    def __init__(self, nc: NatsClient, service: str, *, ack_timeout_s: float = PUBLISH_ACK_TIMEOUT_S) -> None:
+        self._nc = nc
         self._service = service
+        self._ack_timeout_s = ack_timeout_s
+        self._inbox: str | None = None
+        self._waiting: dict[str, _Acks] = {}
+        self._batches = itertools.count()
 
     async def publish(self, subject: str, event: Envelope) -> None:
         await self.publish_many(((subject, event),))
 
     async def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
         """Publish all `items` and wait for every ack; raises if any publish failed."""
-        futures: list[asyncio.Future[Any]] = []
-        published: Counter[str] = Counter()
-        for subject, event in items:
-            futures.append(await self._js.publish_async(subject, encode(event), headers={"Nats-Msg-Id": event.msg_id}))
-            published[subject] += 1
-        for subject, count in published.items():
-            metrics.BUS_OUT.labels(self._service, subject).inc(count)
-        if futures:
-            await asyncio.gather(*futures)
+        await self.publish_encoded([(subject, encode(event), event.msg_id) for subject, event in items])
 
     async def publish_raw(self, subject: str, payload: bytes, msg_id: str) -> None:
-        await self._js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
-        metrics.BUS_OUT.labels(self._service, subject).inc()
+        await self.publish_encoded([(subject, payload, msg_id)])
+
+    async def publish_encoded(self, messages: list[tuple[str, bytes, str]]) -> None:
+        """Publish encoded `(subject, payload, msg_id)` messages, in order, and wait for every ack."""
+        if not messages:
+            return
+        inbox = self._inbox or await self._subscribe()
+        batch = str(next(self._batches))
+        acks = _Acks(len(messages), asyncio.get_running_loop().create_future())
+        self._waiting[batch] = acks  # counted before the first write: acks may come while writing
+        reply = f"{inbox}.{batch}"
+        published: Counter[str] = Counter()
+        try:
+            for subject, payload, msg_id in messages:
+                await self._nc.publish(subject, payload, reply=reply, headers={"Nats-Msg-Id": msg_id})
+                published[subject] += 1
+            try:
+                await asyncio.wait_for(acks.done, self._ack_timeout_s)
+            except TimeoutError:
+                raise nats.errors.TimeoutError from None
+        finally:
+            del self._waiting[batch]
+            for subject, count in published.items():
+                metrics.BUS_OUT.labels(self._service, subject).inc(count)
+        if acks.error is not None:
+            raise acks.error
+
+    async def _subscribe(self) -> str:
+        inbox = self._nc.new_inbox()
+        subscription = await self._nc.subscribe(f"{inbox}.*", cb=self._on_ack)
+        if self._inbox is None:
+            self._inbox = inbox
+        else:  # another task subscribed meanwhile
+            await subscription.unsubscribe()
+        return self._inbox
+
+    async def _on_ack(self, msg: Msg) -> None:
+        acks = self._waiting.get(msg.subject.rpartition(".")[2])
+        if acks is None:
+            return  # the batch timed out already
+        if acks.error is None:
+            acks.error = _ack_error(msg)
+        acks.left -= 1
+        if acks.left == 0 and not acks.done.done():
+            acks.done.set_result(None)
+
+
+def _ack_error(msg: Msg) -> nats.errors.Error | None:
+    """What a JetStream publish ack reports as failed, or None for a stored (or duplicate) message."""
+    if not msg.data:  # a status alone: no stream takes the subject (503), or another refusal
+        headers = msg.headers or {}
+        status = headers.get("Status", "")
+        if status == "503":
+            return nats.js.errors.NoStreamResponseError()
+        return nats.js.errors.APIError(
+            code=int(status) if status.isdigit() else None, description=headers.get("Description")
+        )
+    error = orjson.loads(msg.data).get("error") if b'"error"' in msg.data else None
+    if not error:
+        return None
+    return nats.js.errors.APIError(
+        code=error.get("code"), err_code=error.get("err_code"), description=error.get("description")
+    )
 
 
 class BatchConsumer(Generic[E]):

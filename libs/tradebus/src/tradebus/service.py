@@ -211,7 +211,7 @@ class Service:
         await self.broker.connect()
         js = self.broker.connection.jetstream()
         await ensure_streams(js)
-        self._publisher = Publisher(js, self.name)
+        self._publisher = Publisher(self.broker.connection, self.name)
         for hook in self._startup:
             await hook()
         await self.broker.start()  # FastStream subscribers a service registers itself (not hot paths)

@@ -74,7 +74,7 @@ async def bench(env: BenchEnv) -> list[Figure]:
         js = nc.jetstream()
         await ensure_streams(js)  # `tradebus bench` hands every benchmark an empty bus
         with stopwatch() as replayed:
-            report = await replay_files(files, Publisher(js, "bench"), speed=None)
+            report = await replay_files(files, Publisher(nc, "bench"), speed=None)
         if report.bars_published != count:
             raise RuntimeError(f"replay published {report.bars_published} of {count} bars")
 

@@ -141,7 +141,7 @@ async def _publish(env: BenchEnv, events: list[Envelope]) -> None:
     try:
         js = nc.jetstream()
         await ensure_streams(js)
-        publisher = Publisher(js, "bench")
+        publisher = Publisher(nc, "bench")
         for start in range(0, len(events), 5000):
             chunk = events[start : start + 5000]
             await publisher.publish_many((_subject(e), e) for e in chunk)

@@ -11,7 +11,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tradebus.events import _NAMESPACE, BarEvent, BarSource, Mode, _plain_decimal, make_bar, trace_id_for
+from tradebus.events import (
+    _NAMESPACE,
+    BarEvent,
+    BarSource,
+    Mode,
+    _plain_decimal,
+    encode_bar_event,
+    make_bar,
+    trace_id_for,
+)
+from tradebus.timeframes import ms_to_datetime
 
 
 def _bar(revision: int = 0, close: str = "100.10") -> BarEvent:
@@ -110,3 +120,45 @@ def test_tiny_amounts_are_plain_decimals() -> None:
 @example(Decimal("123.4500"))
 def test_amounts_are_written_in_plain_notation(value: Decimal) -> None:
     assert _plain_decimal(value) == format(value, "f")
+
+
+_amounts = st.decimals(min_value=0, max_value=Decimal("1e12"), allow_nan=False, allow_infinity=False)
+
+
+@given(
+    price=_amounts,
+    volume=_amounts,
+    interval=st.sampled_from(["1m", "5m", "1h", "1w"]),
+    minute=st.integers(min_value=0, max_value=10_000_000),
+    trades=st.integers(min_value=0, max_value=10**9),
+    revision=st.integers(min_value=0, max_value=5),
+    complete=st.booleans(),
+    source=st.sampled_from(list(BarSource)),
+    mode=st.sampled_from(list(Mode)),
+    emitted_ms=st.integers(min_value=0, max_value=4_102_444_800_000),
+    trace_id=st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=1, max_size=32)),
+)
+@example(price=Decimal("1E-8"), volume=Decimal("0"), interval="1m", minute=0, trades=0, revision=0, complete=True,
+         source=BarSource.REPLAY, mode=Mode.REPLAY, emitted_ms=0, trace_id=None)  # fmt: skip
+def test_encode_bar_event_is_the_events_own_json(
+    price: Decimal,
+    volume: Decimal,
+    interval: str,
+    minute: int,
+    trades: int,
+    revision: int,
+    complete: bool,
+    source: BarSource,
+    mode: Mode,
+    emitted_ms: int,
+    trace_id: str | None,
+) -> None:
+    bar = make_bar(
+        "BTCUSDT", interval, minute * 60_000, price, price, price, price, volume, volume, trades, source,  # type: ignore[arg-type]
+        complete=complete, revision=revision,
+    )  # fmt: skip
+    emitted_at = ms_to_datetime(emitted_ms)
+    event = BarEvent.of(bar, source="ingest", mode=mode, trace_id=trace_id, emitted_at=emitted_at)
+    payload, msg_id = encode_bar_event(bar, source="ingest", mode=mode, trace_id=trace_id, emitted_at=emitted_at)
+    assert payload == event.model_dump_json().encode()
+    assert msg_id == event.msg_id

@@ -17,6 +17,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, ClassVar, Literal, Self
 
+import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 from tradebus.timeframes import Interval, close_time_ms, datetime_to_ms, ms_to_datetime
@@ -227,6 +228,48 @@ class BarEvent(Envelope):
             mode=mode,
             emitted_at=emitted_at,
         )
+
+
+def encode_bar_event(
+    bar: Bar,
+    *,
+    source: str,
+    mode: Mode = Mode.LIVE,
+    trace_id: str | None = None,
+    emitted_at: datetime | None = None,
+) -> tuple[bytes, str]:
+    """`(JSON, msg_id)` of `BarEvent.of(bar, ...)`, byte for byte (tested), without building the
+    event (half the CPU): ingest and the aggregator publish every bar this way."""
+    event_id = bar_event_id(bar.symbol, bar.interval, bar.open_ms)
+    payload = orjson.dumps(
+        {
+            "event_id": event_id,
+            "event_type": BarEvent.EVENT_TYPE,
+            "schema_version": BarEvent.SCHEMA_VERSION,
+            "source": source,
+            "emitted_at": emitted_at or _now_ms_precision(),
+            "trace_id": trace_id or trace_id_for(event_id),
+            "mode": mode.value,
+            "data": {
+                "symbol": bar.symbol,
+                "interval": bar.interval,
+                "open_time": bar.open_time,
+                "close_time": bar.close_time,
+                "open": _plain_decimal(bar.open),
+                "high": _plain_decimal(bar.high),
+                "low": _plain_decimal(bar.low),
+                "close": _plain_decimal(bar.close),
+                "volume": _plain_decimal(bar.volume),
+                "quote_volume": _plain_decimal(bar.quote_volume),
+                "trades": bar.trades,
+                "complete": bar.complete,
+                "source": bar.source.value,
+                "revision": bar.revision,
+            },
+        },
+        option=orjson.OPT_UTC_Z,
+    )
+    return payload, (f"{event_id}:r{bar.revision}" if bar.revision else event_id)
 
 
 def make_bar(

@@ -8,10 +8,19 @@ from typing import Annotated, Any
 from fastapi import HTTPException, Query
 
 from tradebus import subjects
-from tradebus.events import BarEvent
+from tradebus.events import Bar, BarEvent, encode_bar_event
 from tradebus.logging import get_logger
 from tradebus.service import Service
-from tradebus.timeframes import HIGHER_INTERVALS, INTERVALS, MINUTE_MS, Interval, bucket_start, parse_interval
+from tradebus.timeframes import (
+    HIGHER_INTERVALS,
+    INTERVALS,
+    MINUTE_MS,
+    Interval,
+    bucket_start,
+    ms_to_datetime,
+    now_ms,
+    parse_interval,
+)
 from tradebus_aggregator import metrics
 from tradebus_aggregator.repository import BarRepository
 from tradebus_aggregator.settings import AggregatorSettings
@@ -60,12 +69,20 @@ class Aggregation:
         try:
             await self._load_history(events)
             outcome = self.state.apply_batch([e.data for e in events])
-            out = [
-                BarEvent.of(bar, source=NAME, mode=events[i].mode, trace_id=events[i].trace_id)
-                for i, bar in outcome.bars
-            ]
-            await self._service.publisher.publish_many((subjects.bars(e.data.interval, e.data.symbol), e) for e in out)
-            await self.repo.save([*outcome.stored, *(e.data for e in out)])
+            emitted_at = ms_to_datetime(now_ms())
+            await self._service.publisher.publish_encoded(
+                [
+                    (
+                        subjects.bars(bar.interval, bar.symbol),
+                        *encode_bar_event(
+                            bar, source=NAME, mode=events[i].mode, trace_id=events[i].trace_id, emitted_at=emitted_at
+                        ),
+                    )
+                    for i, bar in outcome.bars
+                ]
+            )
+            out = [bar for _, bar in outcome.bars]
+            await self.repo.save([*outcome.stored, *out])
         except Exception:
             self._dirty |= symbols
             raise
@@ -97,9 +114,8 @@ def _usable(event: BarEvent) -> bool:
     return False
 
 
-def _count(events: list[BarEvent]) -> None:
-    for event in events:
-        bar = event.data
+def _count(bars: list[Bar]) -> None:
+    for bar in bars:
         metrics.BARS_PUBLISHED.labels(bar.interval).inc()
         if bar.revision:
             metrics.BARS_REVISED.labels(bar.interval).inc()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from tradebus import subjects
 from tradebus.bus import Publisher
-from tradebus.events import Bar, BarEvent, Mode
+from tradebus.events import Bar, Mode, encode_bar_event
 from tradebus.timeframes import ms_to_datetime, now_ms
 from tradebus_ingest import metrics
 
@@ -24,13 +24,11 @@ async def publish_bars(
     """
     if not bars:
         return
-    await publisher.publish_many(_events(bars, mode))
+    emitted_at = ms_to_datetime(now_ms())  # a batch is emitted at one moment (a clock read per bar cost ~2 %)
+    await publisher.publish_encoded(
+        [
+            (subjects.bars("1m", bar.symbol), *encode_bar_event(bar, source="ingest", mode=mode, emitted_at=emitted_at))
+            for bar in bars
+        ]
+    )
     metrics.record_published(bars, live=mode is Mode.LIVE, now_ms=now_ms(), latency_from_ms=latency_from_ms)
-
-
-def _events(bars: Sequence[Bar], mode: Mode) -> Iterator[tuple[str, BarEvent]]:
-    """The event of each bar, stamped once: a batch is emitted at one moment (reading the
-    clock per event cost ~2 % of a replay's CPU)."""
-    emitted_at = ms_to_datetime(now_ms())
-    for bar in bars:
-        yield subjects.bars("1m", bar.symbol), BarEvent.of(bar, source="ingest", mode=mode, emitted_at=emitted_at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -67,3 +67,8 @@ def test_bad_input() -> None:
         parse_interval("2m")
     with pytest.raises(ValueError, match="naive"):
         datetime_to_ms(datetime(2024, 1, 1))
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_datetime_to_ms_floors_to_the_millisecond(value: datetime) -> None:
+    assert datetime_to_ms(value) == (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)

@@ -73,7 +73,8 @@ def datetime_to_ms(value: datetime) -> int:
     """Epoch milliseconds for an aware datetime (naive datetimes are refused)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime: tradebus works in UTC only")
-    return (value - _EPOCH) // timedelta(milliseconds=1)
+    since = value - _EPOCH  # normalised: 0 <= seconds < 86400 and 0 <= microseconds < 10**6, so this floors
+    return since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
 
 
 def iso_utc(value: datetime) -> str:

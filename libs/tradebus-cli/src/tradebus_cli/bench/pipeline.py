@@ -286,6 +286,7 @@ async def live_latency(env: BenchEnv, progress: Progress) -> list[Figure]:
     live_env = {**_base_env(env, database_url, tuple(symbols)), "RISK_STALE_AFTER_S": str(2 * 86400)}
     stack = ServiceStack(live_env, env.work_dir / "logs" / "live")
     sent_ns: dict[str, int] = {}
+    base_bar_ns: dict[str, int] = {}
     signal_ns: dict[str, int] = {}
     exec_ns: dict[str, int] = {}
     try:
@@ -295,12 +296,16 @@ async def live_latency(env: BenchEnv, progress: Progress) -> list[Figure]:
         nc = await nats.connect(env.nats_url)
         js = nc.jetstream()
 
+        async def on_base_bar(msg: Msg) -> None:
+            base_bar_ns.setdefault(_trace_of(msg.data), time.time_ns())
+
         async def on_signal(msg: Msg) -> None:
             signal_ns.setdefault(_trace_of(msg.data), time.time_ns())
 
         async def on_exec(msg: Msg) -> None:
             exec_ns.setdefault(_trace_of(msg.data), time.time_ns())
 
+        await nc.subscribe(f"bars.{BASE_MINUTES}m.*", cb=on_base_bar)
         await nc.subscribe("signals.*", cb=on_signal)
         await nc.subscribe("exec.>", cb=on_exec)
         await nc.flush()
@@ -323,6 +328,7 @@ async def live_latency(env: BenchEnv, progress: Progress) -> list[Figure]:
     finally:
         stack.stop()
 
+    to_base_bar = [(base_bar_ns[t] - s) / 1e6 for t, s in sent_ns.items() if t in base_bar_ns]
     to_signal = [(signal_ns[t] - s) / 1e6 for t, s in sent_ns.items() if t in signal_ns]
     to_decision = [(decisions[t] - s) / 1e6 for t, s in sent_ns.items() if t in decisions]
     to_exec = [(exec_ns[t] - s) / 1e6 for t, s in sent_ns.items() if t in exec_ns]
@@ -330,6 +336,7 @@ async def live_latency(env: BenchEnv, progress: Progress) -> list[Figure]:
     decision = _summary(to_decision)
     notes: dict[str, float | str] = {
         **{f"decision_{k}_ms": v for k, v in decision.items()},
+        **{f"aggregated_{k}_ms": v for k, v in _summary(to_base_bar).items()},
         **{f"signal_{k}_ms": v for k, v in _summary(to_signal).items()},
         **{f"published_risk_event_{k}_ms": v for k, v in _summary(to_exec).items()},
         **{f"relay_{k}_ms": v for k, v in raw.items()},

@@ -85,6 +85,16 @@ def test_signals_over_the_golden_input_are_unchanged() -> None:
     assert digest(signals) == GOLDEN
 
 
+def test_slices_are_the_same_signals_and_bars_a_few_signals_at_a_time() -> None:
+    events = list(_events())
+    whole = SignalEngine(HORIZONS, ModelParams(), WINDOW).apply(events)
+    parts = list(SignalEngine(HORIZONS, ModelParams(), WINDOW).slices(events, (1, 2, 5)))
+    assert [len(p.signals) for p in parts[:4]] == [1, 2, 5, 5]
+    assert all(len(p.signals) == 5 for p in parts[2:-1]) and len(parts[-1].signals) <= 5
+    assert digest([s for p in parts for s in p.signals]) == GOLDEN
+    assert [b for p in parts for b in p.bars] == whole.bars
+
+
 if __name__ == "__main__":
     print(digest(run_engine(list(_events()))))
 

@@ -7,9 +7,11 @@ horizon already holds its bar closing at C, and the signal for C sees all of the
 
 from __future__ import annotations
 
+import itertools
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tradebus.events import Bar, BarEvent, Signal, SignalEvent, signal_event_id
@@ -27,6 +29,10 @@ class EngineOutput:
     signals: list[SignalEvent] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     """Bars that changed a series (new, revised or late), to be stored."""
+
+    def extend(self, other: EngineOutput) -> None:
+        self.signals.extend(other.signals)
+        self.bars.extend(other.bars)
 
 
 class SignalEngine:
@@ -64,6 +70,17 @@ class SignalEngine:
 
     def apply(self, events: Iterable[BarEvent]) -> EngineOutput:
         out = EngineOutput()
+        for part in self.slices(events, (sys.maxsize,)):
+            out.extend(part)
+        return out
+
+    def slices(self, events: Iterable[BarEvent], sizes: Sequence[int]) -> Iterator[EngineOutput]:
+        """`apply`, lazily: an output after the first `sizes[0]` signals, then after `sizes[1]`
+        more, …, the last size repeating (the last output has the rest); each is computed only
+        when asked for, so a caller can send one before computing the next."""
+        limits = itertools.chain(sizes, itertools.repeat(sizes[-1]))
+        signals = next(limits)
+        out = EngineOutput()
         for event in events:
             bar = event.data
             if not self.accepts(bar.interval):
@@ -75,7 +92,12 @@ class SignalEngine:
             out.bars.append(bar)
             if bar.interval == self.base and applied is Applied.APPENDED:
                 out.signals.append(self._signal_event(event))
-        return out
+                if len(out.signals) == signals:
+                    yield out
+                    out = EngineOutput()
+                    signals = next(limits)
+        if out.bars:
+            yield out
 
     def _signal_event(self, event: BarEvent) -> SignalEvent:
         bar = event.data

@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol, cast
@@ -100,7 +100,7 @@ from tradebus_risk.book import Book, Changes
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import Kind, MergeQueue, StreamMarks
-from tradebus_risk.repository import BOOK_LOCK, Batch, Conn, Repository, StagedRow
+from tradebus_risk.repository import Batch, Conn, Repository, StagedRow
 from tradebus_risk.rules import Reason, decision_time
 
 log = get_logger(__name__)
@@ -147,7 +147,8 @@ class HeldDeliveries(Protocol):
     async def release(self, event_ids: Iterable[str]) -> None: ...
 
 
-Stager = Callable[[Conn, DeskState, Batch], Awaitable[list[Held]]]
+Stager = Callable[[DeskState, Batch, set[str]], list[Held]]
+"""Adds the fresh items of a batch to the state; gets the ids of the batch's signals decided already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +196,8 @@ class Desk:
     async def receive_signals(self, events: list[RiskSignalEvent]) -> None:
         duplicates = 0
 
-        async def stage(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
+        def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
             nonlocal duplicates
-            decided = await self.repo.decided(conn, [e.event_id for e in events])
             duplicates = len(decided)
             fresh: list[Held] = []
             for event in events:
@@ -213,7 +213,7 @@ class Desk:
                 batch.touched.add(signal.symbol)
             return fresh
 
-        await self._process(stage)
+        await self._process(stage, [e.event_id for e in events])
         if duplicates:
             metrics.DECISIONS.labels("rejected", Reason.DUPLICATE_SIGNAL).inc(duplicates)
 
@@ -224,7 +224,7 @@ class Desk:
         if not events:
             return set()
 
-        async def stage(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
+        def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
             fresh: list[Held] = []
             applied = state.book.bar_applied
             newest: dict[str, datetime] = {}
@@ -275,11 +275,11 @@ class Desk:
                 self._released.clear()
 
     @staticmethod
-    async def _stage_nothing(conn: Conn, state: DeskState, batch: Batch) -> list[Held]:
+    def _stage_nothing(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
         return []
 
-    async def _process(self, stage: Stager) -> None:
-        book = await self._transact(stage)
+    async def _process(self, stage: Stager, signal_ids: Sequence[str] = ()) -> None:
+        book = await self._transact(stage, signal_ids)
         self._count(book)
         try:
             await self.flush(only_if_dirty=True)
@@ -287,16 +287,19 @@ class Desk:
             log.warning("outbox not sent yet", error=repr(exc))
 
     # ----------------------------------------------------------------- the book
-    async def _transact(self, stage: Stager, then: Callable[[Book], None] | None = None) -> Book:
-        """Stage, apply what the merge allows, save: one transaction under the book lock."""
+    async def _transact(
+        self, stage: Stager, signal_ids: Sequence[str] = (), then: Callable[[Book], None] | None = None
+    ) -> Book:
+        """Stage, apply what the merge allows, save: one transaction under the book lock, which
+        also tells which of `signal_ids` were decided already."""
         async with self._book_lock, self._pool().acquire() as conn:
             try:
                 async with conn.transaction():
-                    await conn.execute(BOOK_LOCK)
-                    state = await self._current(conn)
+                    version, decided = await self.repo.lock(conn, signal_ids)
+                    state = await self._current(conn, version)
                     state.book.changes = Changes()
                     batch = Batch(state.book, {}, state.version + 1)
-                    fresh = await stage(conn, state, batch)
+                    fresh = stage(state, batch, decided)
                     applied_bars = self._apply_ready(state, batch, self._clock())
                     if then is not None:
                         then(state.book)
@@ -329,9 +332,9 @@ class Desk:
                 holding[held.event_id] = held
         return released
 
-    async def _current(self, conn: Conn) -> DeskState:
-        """The cached state when nobody wrote since, else a fresh one from the database."""
-        version = await self.repo.version(conn)
+    async def _current(self, conn: Conn, version: int) -> DeskState:
+        """The cached state when nobody wrote since (`version` is its own), else a fresh one from
+        the database."""
         if self._state is not None and self._state.version == version:
             return self._state
         state = DeskState(version, await self.repo.load_book(conn), await self.repo.marks(conn))

@@ -2,7 +2,9 @@
 
 Every method that changes the book takes the connection of the caller's transaction, so a
 batch's state changes and the events it publishes commit together (transactional outbox).
-The `BOOK_LOCK` advisory lock serialises staging and applying across instances.
+A batch's transaction is BEGIN, `lock` (the book's advisory lock, which serialises staging and
+applying across instances, and what must be read under it), `save`, COMMIT: the SQL functions
+of migration V003 make each of them one round trip.
 """
 
 from __future__ import annotations
@@ -26,63 +28,21 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 StagedRow = tuple[str, str, str, datetime, bool, str]
 """(event_id, kind, symbol, at, live, payload) of one inbox row."""
 
-BOOK_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtext('tradebus.risk.book'))"
-
 ENSURE_ACCOUNT: Final = """
 INSERT INTO account (initial_balance, cash, peak_equity, day_start_equity) VALUES ($1, $1, $1, $1)
 ON CONFLICT (id) DO NOTHING"""
 
-DECIDED: Final = "SELECT signal_id FROM audit WHERE signal_id = ANY($1::text[])"
-VERSION: Final = "SELECT version FROM account WHERE id = 1"
+LOCK_BOOK: Final = "SELECT book_version, decided FROM lock_book($1::text[])"
 LOAD_STAGED: Final = "SELECT event_id, kind, symbol, at, live, payload FROM inbox"
 LOAD_MARKS: Final = "SELECT symbol, bar_seen, signal_seen, base_ms FROM symbol_state"
-STAGE: Final = """
-INSERT INTO inbox (event_id, kind, symbol, at, live, payload)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[])
-ON CONFLICT (event_id) DO NOTHING"""
-UNSTAGE: Final = "DELETE FROM inbox WHERE event_id = ANY($1::text[])"
 
 LOAD_ACCOUNT: Final = "SELECT * FROM account WHERE id = 1"
 LOAD_POSITIONS: Final = "SELECT * FROM positions"
 LOAD_PENDING: Final = "SELECT * FROM orders WHERE status = 'submitted'"
 LOAD_SYMBOLS: Final = "SELECT symbol, bar_applied, position_seq FROM symbol_state"
 
-SAVE_ACCOUNT: Final = """
-UPDATE account SET cash = $1, realized_pnl = $2, fees = $3, peak_equity = $4, frozen = $5, day = $6,
-    day_start_equity = $7, day_realized = $8, version = $9, updated_at = now() WHERE id = 1"""
-CLEAR_POSITIONS: Final = "DELETE FROM positions WHERE symbol = ANY($1::text[])"
-SAVE_POSITION: Final = """
-INSERT INTO positions (symbol, position_id, quantity, entry_price, entry_fee, stop, targets, mark_price,
-    opened_at, strategy, trace_id, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
-SAVE_ORDER: Final = """
-INSERT INTO orders (order_id, symbol, side, purpose, quantity, reason, signal_id, position_id, submitted_at,
-    trace_id, mode, strategy, stop, targets, status, fill_price, fee, filled_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-ON CONFLICT (order_id) DO UPDATE SET quantity = EXCLUDED.quantity, status = EXCLUDED.status,
-    fill_price = EXCLUDED.fill_price, fee = EXCLUDED.fee, filled_at = EXCLUDED.filled_at"""
-SAVE_TRADE: Final = """
-INSERT INTO trades (trade_id, symbol, strategy, quantity, entry_price, exit_price, entry_time, exit_time,
-    gross_pnl, fees, net_pnl, exit_reason, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (trade_id) DO NOTHING"""
-SAVE_AUDIT: Final = """
-INSERT INTO audit (signal_id, symbol, decision, reason, detail, event_time, mode)
-SELECT signal_id, symbol, decision, reason, detail, event_time, mode
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-    WITH ORDINALITY AS a (signal_id, symbol, decision, reason, detail, event_time, mode, n)
-ORDER BY n
-ON CONFLICT (signal_id) DO NOTHING"""
-SAVE_SYMBOL: Final = """
-INSERT INTO symbol_state (symbol, bar_seen, signal_seen, base_ms, bar_applied, position_seq)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (symbol) DO UPDATE SET bar_seen = EXCLUDED.bar_seen, signal_seen = EXCLUDED.signal_seen,
-    base_ms = EXCLUDED.base_ms, bar_applied = EXCLUDED.bar_applied, position_seq = EXCLUDED.position_seq"""
-SAVE_OUTBOX: Final = """
-INSERT INTO outbox (event_id, event_type, subject, payload)
-SELECT event_id, event_type, subject, payload
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-    WITH ORDINALITY AS o (event_id, event_type, subject, payload, n)
-ORDER BY n
-ON CONFLICT (event_id) DO NOTHING"""
+# The 32 arguments of migration V003's save_batch, in order.
+SAVE_BATCH: Final = f"SELECT save_batch({', '.join(f'${n}' for n in range(1, 33))})"
 
 UNSENT: Final = "SELECT seq, event_type, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
 MARK_SENT: Final = "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])"
@@ -106,14 +66,13 @@ class Repository:
         await self.pool.execute(ENSURE_ACCOUNT, self.limits.initial_balance)
 
     # ----------------------------------------------------------------- staging
-    async def decided(self, conn: Conn, signal_ids: Sequence[str]) -> set[str]:
-        return {r["signal_id"] for r in await conn.fetch(DECIDED, list(signal_ids))}
-
-    async def version(self, conn: Conn) -> int:
-        version = await conn.fetchval(VERSION)
-        if version is None:
+    async def lock(self, conn: Conn, signal_ids: Sequence[str]) -> tuple[int, set[str]]:
+        """Take the book lock; returns the account's version and the ids of `signal_ids` decided
+        already, both read after the lock was granted."""
+        row = await conn.fetchrow(LOCK_BOOK, signal_ids)
+        if row is None or row["book_version"] is None:
             raise RuntimeError("risk account row missing: ensure_account() runs at start-up")
-        return int(version)
+        return int(row["book_version"]), set(row["decided"] or ())
 
     async def staged(self, conn: Conn) -> list[asyncpg.Record]:
         return list(await conn.fetch(LOAD_STAGED))
@@ -157,11 +116,13 @@ class Repository:
         )
 
     async def save(self, conn: Conn, batch: Batch) -> None:
-        """Write what one batch changed (inside the caller's transaction), skipping empty writes."""
+        """Write what one batch changed (inside the caller's transaction): one statement."""
         book, changes = batch.book, batch.book.changes
         a = book.account
+        touched = sorted(batch.touched)
+        outbox = [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events]
         await conn.execute(
-            SAVE_ACCOUNT,
+            SAVE_BATCH,
             a.cash,
             a.realized_pnl,
             a.fees,
@@ -171,21 +132,16 @@ class Repository:
             a.day_start_equity,
             a.day_realized,
             batch.version,
+            touched,
+            [_holding_row(book.holdings[s]) for s in touched if s in book.holdings],
+            [_symbol_row(book, s, batch.marks.get(s, StreamMarks())) for s in touched],
+            [_order_row(o) for o in changes.orders.values()],
+            [_trade_row(t) for t in changes.trades],
+            *_columns([_audit_row(entry) for entry in changes.audits], 7),
+            *_columns(outbox, 4),
+            *_columns(batch.stage, 6),
+            batch.unstage,
         )
-        touched = sorted(batch.touched)
-        if touched:
-            await conn.execute(CLEAR_POSITIONS, touched)
-            holdings = [_holding_row(book.holdings[s]) for s in touched if s in book.holdings]
-            await _many(conn, SAVE_POSITION, holdings)
-            await _many(conn, SAVE_SYMBOL, [_symbol_row(book, s, batch.marks.get(s, StreamMarks())) for s in touched])
-        await _many(conn, SAVE_ORDER, [_order_row(o) for o in changes.orders.values()])
-        await _many(conn, SAVE_TRADE, [_trade_row(t) for t in changes.trades])
-        await _columns(conn, SAVE_AUDIT, [_audit_row(entry) for entry in changes.audits])
-        outbox = [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events]
-        await _columns(conn, SAVE_OUTBOX, outbox)
-        await _columns(conn, STAGE, batch.stage)
-        if batch.unstage:
-            await conn.execute(UNSTAGE, batch.unstage)
 
     # ----------------------------------------------------------------- outbox
     async def unsent(self, limit: int) -> list[asyncpg.Record]:
@@ -221,16 +177,10 @@ class Batch:
     unstage: list[str] = field(default_factory=list)
 
 
-async def _many(conn: Conn, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        await conn.executemany(sql, rows)
-
-
-async def _columns(conn: Conn, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """All `rows` in one statement, one array per column (for `unnest`): a statement per row
-    (`executemany`) cost risk and PostgreSQL far more for the audit row of every signal."""
-    if rows:
-        await conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """`rows` as one list per column (for `unnest`; `width` columns when there are no rows): a
+    statement per row (`executemany`) cost risk and PostgreSQL far more for the audit rows."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _symbol_row(book: Book, symbol: str, marks: StreamMarks) -> tuple[Any, ...]:

@@ -31,9 +31,9 @@ def _interval_of(subject: str) -> str:
 
 
 SEND_SIZES: Final = (8, 16, 32, 64, 128, 256)
-"""Signals published together while the rest of a chunk is computed, each slice as large as all
-before it: a signal waits for at most about twice the compute of those before it, and a chunk
-of n signals costs log2(n) writes. Every slice costs CPU (its write, acks handled between
+"""Signals published together while the rest of a chunk is computed, each slice twice the one
+before: a signal waits for the compute of at most about three times as many signals as came
+before it, and a chunk of n signals costs about log2(n) writes. Every slice costs CPU (its write, acks handled between
 computes) and delays the chunk's last signal: smaller fixed slices gave a better median but a
 worse tail and ~10% more CPU per burst."""
 

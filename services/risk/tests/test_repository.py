@@ -101,6 +101,8 @@ async def test_batches_that_open_move_and_close_positions_load_back_as_the_book(
 
     assert await _column(repo.pool, "SELECT signal_id FROM audit ORDER BY id") == audits
     assert await _column(repo.pool, "SELECT event_id FROM outbox ORDER BY seq") == events
+    await repo.mark_sent([r["seq"] for r in await repo.unsent(len(events) - 1)])
+    assert [r["event_type"] for r in await repo.unsent(len(events))] == ["signal.rejected"]
     assert await _column(repo.pool, "SELECT status FROM orders") == ["filled"] * 4
     assert await _column(repo.pool, "SELECT count(*) FROM trades") == [2]
     async with repo.pool.acquire() as conn, conn.transaction():  # the last batch again adds nothing

@@ -114,3 +114,28 @@ async def test_batches_that_open_move_and_close_positions_load_back_as_the_book(
     assert await _column(repo.pool, "SELECT event_id FROM outbox ORDER BY seq") == events
     assert await _column(repo.pool, "SELECT count(*) FROM trades") == [2]
     await _assert_stored(repo, book)
+
+
+async def test_the_lock_finds_decided_signals_by_the_index_however_the_audit_table_has_grown(
+    repo: Repository,
+) -> None:
+    """`lock` runs once per batch with the batch's signal ids. Planned while the audit table was
+    empty, its lookup kept scanning the whole table; a replay's audit grows to 86,400 rows."""
+    insert = """INSERT INTO audit (signal_id, symbol, decision, reason, detail, event_time, mode)
+                SELECT 'signal:RKLOCKUSDT:5m:' || g, 'RKLOCKUSDT', 'accepted', 'ok', '', now(), 'replay'
+                FROM generate_series($1::int, $2::int) AS g"""
+    early = [f"signal:RKLOCKUSDT:5m:{n}" for n in range(-300, 0)]
+    async with repo.pool.acquire() as conn:
+        await conn.execute(insert, 1, 500)  # the first minutes of a replay
+        for _ in range(10):  # past the five custom plans after which a generic one is kept
+            async with conn.transaction():
+                assert await repo.lock(conn, early) == (0, set())
+        await conn.execute(insert, 501, 50000)
+        ids = [f"signal:RKLOCKUSDT:5m:{n}" for n in range(49_700, 50_300)]
+        async with conn.transaction():
+            scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'audit'::regclass"
+            seq_before, idx_before = await conn.fetchrow(scans)
+            assert await repo.lock(conn, ids) == (0, set(ids[:301]))
+            seq_after, idx_after = await conn.fetchrow(scans)
+        assert seq_after == seq_before
+        assert idx_after > idx_before

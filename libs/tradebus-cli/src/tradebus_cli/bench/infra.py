@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
@@ -54,3 +55,35 @@ async def reset_streams(nats_url: str) -> None:
                 continue
     finally:
         await nc.close()
+
+
+@dataclass(frozen=True, slots=True)
+class BusTraffic:
+    """What a run moved through JetStream: messages stored in the contract streams and
+    deliveries to their durables (redeliveries included)."""
+
+    published: int
+    delivered: int
+
+    @property
+    def moves(self) -> int:
+        """Messages moved into or out of the bus, as the raw baseline moves each message twice."""
+        return self.published + self.delivered
+
+
+async def bus_traffic(nats_url: str) -> BusTraffic:
+    """The traffic of every contract stream since it was created (`reset_streams`)."""
+    nc = await nats.connect(nats_url)
+    published = delivered = 0
+    try:
+        js = nc.jetstream()
+        for spec in subjects.STREAMS:
+            try:
+                info = await js.stream_info(spec.name)
+            except nats.js.errors.NotFoundError:
+                continue
+            published += info.state.last_seq
+            delivered += sum(c.delivered.consumer_seq for c in await js.consumers_info(spec.name) if c.delivered)
+    finally:
+        await nc.close()
+    return BusTraffic(published, delivered)

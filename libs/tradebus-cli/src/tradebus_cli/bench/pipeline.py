@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -36,8 +37,8 @@ from tradebus.bench import BenchEnv, Figure, percentile, stopwatch
 from tradebus.events import BarEvent, Mode
 from tradebus.settings import SERVICES
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
-from tradebus_cli.bench.infra import reset_streams
-from tradebus_cli.bench.raw import jetstream_throughput, relay_latency
+from tradebus_cli.bench.infra import BusTraffic, bus_traffic, reset_streams
+from tradebus_cli.bench.raw import Throughput, jetstream_throughput, relay_latency
 from tradebus_cli.bench.stack import Infra, ServiceStack
 from tradebus_ingest.synthetic import bars_between, start_price
 
@@ -52,6 +53,8 @@ SEED: Final = 7
 DAY_MINUTES: Final = 1440
 MB: Final = 1024 * 1024
 DOWNSTREAM: Final = tuple(s for s in SERVICES if s != "ingest")
+
+Notes = dict[str, float | str]
 
 _DECISIONS_SQL: Final = "SELECT count(*) FROM risk.audit WHERE signal_id IS NOT NULL"
 
@@ -137,6 +140,24 @@ async def _count(database_url: str, sql: str) -> int:
         await conn.close()
 
 
+def _bus_notes(traffic: BusTraffic, bars: int, raw: Throughput, raw_cpu_s: float, pipeline_cpu_s: float) -> Notes:
+    """How far the bus alone bounds the replay: the CPU its messages would cost if each moved at
+    the raw baseline's cost (client and server), spread over every core."""
+    per_move = raw_cpu_s / (2 * raw.count)
+    floor_cpu_s = traffic.moves * per_move
+    ceiling = bars * (os.cpu_count() or 1) / floor_cpu_s if floor_cpu_s else float("inf")
+    return {
+        "bus_published": traffic.published,
+        "bus_delivered": traffic.delivered,
+        "bus_moves_per_bar": round(traffic.moves / bars, 2) if bars else 0,
+        "raw_cpu_us_per_move": round(per_move * 1e6, 1),
+        "bus_floor_cpu_s": round(floor_cpu_s, 1),
+        "pipeline_cpu_s": round(pipeline_cpu_s, 1),
+        "bus_ceiling_bars_per_s": round(ceiling),
+        "bus_ceiling_ratio": round(ceiling / raw.per_s, 3),
+    }
+
+
 async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
     """Figures `replay` and `resources`, and the raw JetStream baseline on the same bars."""
     sizes = Sizes.of(env.smoke)
@@ -147,17 +168,24 @@ async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
     files, event_bytes = await asyncio.to_thread(write_histories, env.work_dir / "history", symbols, sizes.replay_days)
 
     progress(f"raw nats-py: {bars:,} JetStream publishes + pull-consume with acks")
+    nats_port = f"-p {urlsplit(env.nats_url).port} "
+    nats_server = Infra(lambda cmd: "nats-server" in cmd and nats_port in cmd)
+    nats_server.mark()
     cpu_before = time.process_time()
     raw = await jetstream_throughput(env.nats_url, bars, b"x" * event_bytes)
-    raw_cpu_per_k = (time.process_time() - cpu_before) / (bars / 1000)
+    raw_client_cpu_s = time.process_time() - cpu_before
+    nats_server.sample()
+    raw_cpu_s = raw_client_cpu_s + nats_server.cpu_s
 
     await reset_streams(env.nats_url)
     database_url = await env.fresh_database()
     stack = ServiceStack(_base_env(env, database_url, symbols), env.work_dir / "logs" / "replay")
-    nats_port = f"-p {urlsplit(env.nats_url).port} "
     database = urlsplit(database_url).path.lstrip("/")
-    stack.infra["nats_server"] = Infra(lambda cmd: "nats-server" in cmd and nats_port in cmd)
-    stack.infra["postgres"] = Infra(lambda cmd: cmd.startswith("postgres:") and f" {database} " in cmd)
+    poll = await asyncpg.connect(database_url)
+    stack.infra["nats_server"] = nats_server
+    stack.infra["postgres"] = Infra(
+        lambda cmd: cmd.startswith("postgres:") and f" {database} " in cmd, exclude={poll.get_server_pid()}
+    )
     try:
         progress("starting aggregator, signal, risk, telemetry, rollup")
         stack.start(DOWNSTREAM)
@@ -177,7 +205,7 @@ async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
             await asyncio.sleep(0.5)
             if watcher.done():
                 watcher.result()  # a service died: raise its log
-            decided = await _count(database_url, _DECISIONS_SQL)
+            decided = int(await poll.fetchval(_DECISIONS_SQL))
             elapsed = time.monotonic() - spawned
             progress(f"replay: {decided:,}/{expected:,} decisions stored, {elapsed:.0f} s")
             if elapsed > sizes.replay_cap_s:
@@ -189,22 +217,26 @@ async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
         await close_probe()
         started = first_bar.result() if first_bar.done() else spawned
         pids = stack.pids()
+        traffic = await bus_traffic(env.nats_url)
     finally:
         stack.stop()
+        await poll.close()
     seconds = finished - started
     processed = decided * BASE_MINUTES
     cpu_s = sum(u.cpu_s for u in stack.usage.values())
-    notes: dict[str, float | str] = {
+    infra_cpu_s = sum(group.cpu_s for group in stack.infra.values())
+    notes: Notes = {
         "bars": processed,
         "seconds": round(seconds, 1),
         "decisions": decided,
         "raw_publish_per_s": round(raw.count / raw.publish_s),
         "raw_consume_per_s": round(raw.count / raw.consume_s),
         "event_bytes": event_bytes,
+        **_bus_notes(traffic, processed, raw, raw_cpu_s, cpu_s + infra_cpu_s),
     }
     if capped:
         notes["capped"] = f"stopped after {sizes.replay_cap_s:.0f} s; rate over the {processed:,} bars decided"
-    resources: dict[str, float | str] = {
+    resources: Notes = {
         **{f"{name}_peak_rss_mb": round(u.peak_rss / MB, 1) for name, u in stack.usage.items()},
         **{f"{name}_cpu_s": round(u.cpu_s, 1) for name, u in stack.usage.items()},
         **{f"{name}_cpu_s": round(group.cpu_s, 1) for name, group in stack.infra.items()},
@@ -225,7 +257,7 @@ async def replay(env: BenchEnv, progress: Progress) -> list[Figure]:
             key="resources",
             label="CPU seconds per 1k bars, six services (peak RSS per service in notes)",
             value=cpu_s / (processed / 1000) if processed else float("inf"),
-            baseline=raw_cpu_per_k,
+            baseline=raw_client_cpu_s / (bars / 1000),
             baseline_label="raw nats-py client CPU per 1k messages (publish + consume)",
             unit="CPU s/1k bars",
             higher_is_better=False,
@@ -334,7 +366,7 @@ async def live_latency(env: BenchEnv, progress: Progress) -> list[Figure]:
     to_exec = [(exec_ns[t] - s) / 1e6 for t, s in sent_ns.items() if t in exec_ns]
     raw = _summary(relay)
     decision = _summary(to_decision)
-    notes: dict[str, float | str] = {
+    notes: Notes = {
         **{f"decision_{k}_ms": v for k, v in decision.items()},
         **{f"aggregated_{k}_ms": v for k, v in _summary(to_base_bar).items()},
         **{f"signal_{k}_ms": v for k, v in _summary(to_signal).items()},

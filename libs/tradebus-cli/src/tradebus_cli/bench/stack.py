@@ -45,6 +45,8 @@ class Infra:
     counts from zero."""
 
     match: Callable[[str], bool]
+    exclude: set[int] = field(default_factory=set)
+    """Pids left out although they match (the bench's own database connection)."""
     marked: bool = False
     base: dict[int, float] = field(default_factory=dict)
     last: dict[int, float] = field(default_factory=dict)
@@ -52,7 +54,7 @@ class Infra:
     def sample(self) -> None:
         for process in psutil.process_iter(["cmdline"]):
             try:
-                if not self.match(" ".join(process.info["cmdline"] or ())):
+                if process.pid in self.exclude or not self.match(" ".join(process.info["cmdline"] or ())):
                     continue
                 cpu = _cpu(process)
             except psutil.Error:

@@ -27,6 +27,7 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[5]
 ALIASES: Final = {
     "resources": "replay",
     "latency_p99": "latency",
+    "latency_durable_p99": "latency",
     "indicators": "signal",
     "backfill": "aggregator",
     "ingest_replay": "ingest",

@@ -32,3 +32,9 @@ def test_smoke_run_writes_the_five_figures(tmp_path: Path) -> None:
     measured = {k for k in REQUIRED if figures[k]["value"] is not None}
     assert measured >= {"replay", "latency_p99", "indicators", "resources"}, run.stdout[-3000:]
     assert figures["replay"]["value"] > 0 and figures["latency_p99"]["value"] > 0
+    replay = figures["replay"]["notes"]
+    # every 1m bar is stored once and delivered to aggregator, risk and telemetry; higher bars and signals add more
+    assert replay["bus_published"] >= replay["bars"]
+    assert replay["bus_delivered"] >= 3 * replay["bars"]
+    assert 4 <= replay["bus_moves_per_bar"] <= 8
+    assert figures["latency_durable_p99"]["baseline"] > 0

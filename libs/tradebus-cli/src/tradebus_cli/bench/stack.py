@@ -63,7 +63,10 @@ class Infra:
             self.last[process.pid] = cpu
 
     def mark(self) -> None:
+        """Count from now (again): every process seen now starts at its present CPU time."""
         self.base.clear()
+        self.last.clear()
+        self.marked = False
         self.sample()
         self.marked = True
 

@@ -220,6 +220,45 @@ async def test_a_holding_consumer_refuses_an_ack_all_durable(bus: NatsClient):
         await consumer.ensure(bus.jetstream())
 
 
+def _lingering_event(minute: int) -> BarEvent:
+    bar = make_bar("LINGERUSDT", "1m", 1_700_000_040_000 + minute * 60_000, Decimal("10"), Decimal("11"),
+                   Decimal("9"), Decimal("10.5"), Decimal("1"), Decimal("10"), 3, BarSource.REPLAY)  # fmt: skip
+    return BarEvent.of(bar, source="ingest")
+
+
+async def test_a_lingering_consumer_gathers_messages_and_pulls_a_backlog_at_once(bus: NatsClient):
+    """Telemetry lingers: a backlog comes in full chunks one after another, and messages that
+    trickle in are handled together after the linger, not one wake-up each."""
+    publisher = Publisher(bus, "test")
+    backlog = [_lingering_event(i) for i in range(12)]
+    await publisher.publish_many(("bars.1m.LINGERUSDT", e) for e in backlog)
+    chunks: list[list[str]] = []
+
+    async def handler(events: list[BarEvent]) -> None:
+        chunks.append([e.event_id for e in events])
+
+    consumer = BatchConsumer(
+        service="test", name="linger", model=BarEvent, handler=handler, publisher=lambda: None,  # type: ignore[arg-type,return-value]
+        stream="BARS", durable="test-linger", subject="bars.1m.LINGERUSDT", batch_size=5, linger_s=3.0,
+    )  # fmt: skip
+    task = asyncio.create_task(consumer.run(bus))
+    await wait_for(_true_when(lambda: sum(map(len, chunks)) == 12), timeout=2.5)  # full chunks: no linger between
+    assert [len(c) for c in chunks] == [5, 5, 2]
+
+    trickle = [_lingering_event(i) for i in range(12, 18)]
+    for event in trickle:
+        await publisher.publish("bars.1m.LINGERUSDT", event)
+        await asyncio.sleep(0.05)
+    await wait_for(_true_when(lambda: sum(map(len, chunks)) == 18))
+    assert len(chunks) <= 5, f"6 messages over 0.3 s in at most two chunks, got {[len(c) for c in chunks]}"
+    assert [i for c in chunks for i in c] == [e.event_id for e in backlog + trickle]
+    await wait_for(_true_when_async(lambda: _ack_pending(bus, consumer.durable)), what="every chunk acked")
+    consumer.stop()
+    await asyncio.wait_for(task, 2)  # a stop ends the linger at once
+    info = await bus.jetstream().consumer_info("BARS", consumer.durable)
+    assert info.num_pending == 0 and info.ack_floor.stream_seq == info.delivered.stream_seq
+
+
 def _true_when_async(count):  # type: ignore[no-untyped-def]
     """True once the awaited count is zero."""
 

@@ -210,6 +210,7 @@ class BatchConsumer(Generic[E]):
         ack_wait_s: float | None = None,
         accept: Callable[[str], bool] | None = None,
         holds: bool = False,
+        linger_s: float = 0.0,
     ) -> None:
         self.service = service
         self.name = name
@@ -220,6 +221,10 @@ class BatchConsumer(Generic[E]):
         self.subject = subject
         self.filter_subjects = tuple(filter_subjects)
         self.batch_size = batch_size
+        self.linger_s = linger_s
+        """When set, messages are pulled in gathered chunks: take what is there, then wait this long
+        before asking again (at once when the chunk was full). For a consumer off the latency path
+        (telemetry): one wake-up per linger instead of one per message, for it and the server."""
         self._config = ConsumerConfig(
             durable_name=durable,
             filter_subject=subject,
@@ -279,22 +284,28 @@ class BatchConsumer(Generic[E]):
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox, cb=enqueue)
         request_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
-        request = orjson.dumps({"batch": batch_size, "expires": int(PULL_EXPIRES_S * 1e9)})
+        if self.linger_s:  # what is there now, then the server says 404 (no messages)
+            request = orjson.dumps({"batch": batch_size, "no_wait": True})
+        else:  # messages as they come, until the batch is used up or the request expires
+            request = orjson.dumps({"batch": batch_size, "expires": int(PULL_EXPIRES_S * 1e9)})
         try:
             while not self._stopping.is_set():
                 await nc.publish(request_subject, request, reply=inbox)
-                await self._drain_request(queue, batch_size)
+                received = await self._drain_request(queue, batch_size)
+                if self.linger_s and received < batch_size:
+                    await self._stopped_within(self.linger_s)
         finally:
             await sub.unsubscribe()
 
-    async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int) -> None:
-        """Handle the messages one pull request brings, until it is used up or expires."""
+    async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int) -> int:
+        """Handle the messages one pull request brings, until it is used up or expires; returns
+        how many it brought."""
         received = 0
         while received < batch_size and not self._stopping.is_set():
             try:
                 first = await asyncio.wait_for(queue.get(), timeout=PULL_EXPIRES_S + 1.0)
             except TimeoutError:
-                return  # the request was lost (e.g. a reconnect): send another
+                return received  # the request was lost (e.g. a reconnect): send another
             chunk = [first]
             while not queue.empty() and len(chunk) < batch_size:
                 chunk.append(queue.get_nowait())
@@ -304,7 +315,8 @@ class BatchConsumer(Generic[E]):
             if data:
                 await self.consume(data)
             if len(arrived) < len(chunk) or any(_status_of(m) in _REQUEST_DONE for m in arrived):
-                return
+                return received
+        return received
 
     def stop(self) -> None:
         """Finish the chunk in hand, then stop pulling."""

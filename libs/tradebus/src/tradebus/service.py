@@ -119,6 +119,7 @@ class Service:
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         accept: Callable[[str], bool] | None = None,
         holds: bool = False,
+        linger_s: float = 0.0,
         documented_as: type[Envelope] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
@@ -128,6 +129,7 @@ class Service:
         `accept(subject)` drops (acks undecoded) the rest where the server sends all of `subject`.
         A consumer's durable acks all (one ack settles a handled chunk) unless it `holds`: then its
         handler may return event ids it holds back, unacked, until `held(name).release(ids)`.
+        A consumer that need not see each message at once may `linger_s` (see `BatchConsumer`).
         `documented_as` names the contract's schema in the AsyncAPI document when `model` is a
         consumer's own reading of it (only the fields it uses).
         """
@@ -147,6 +149,7 @@ class Service:
                 deliver_policy=deliver_policy,
                 accept=accept,
                 holds=holds,
+                linger_s=linger_s,
             )
             self._consumers.append(consumer)
             self._document_subscriber(

@@ -46,6 +46,7 @@ def build_service(settings: TelemetrySettings) -> Service:
         model=BarEvent,
         batch_size=1000,
         deliver_policy=DeliverPolicy.NEW if settings.telemetry_bars_from == "new" else DeliverPolicy.ALL,
+        linger_s=settings.telemetry_bars_linger_s,
     )
     async def on_bars(events: list[BarEvent]) -> None:
         await monitor.on_bars(events)

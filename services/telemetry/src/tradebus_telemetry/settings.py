@@ -29,6 +29,12 @@ class TelemetrySettings(Settings):
     telemetry_publish_every_s: float = Field(
         default=60.0, gt=0, description="Readiness is published on change and at least this often."
     )
+    telemetry_bars_linger_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Bars are checked in chunks gathered this long (0: each as it comes): one wake-up per "
+        "chunk keeps telemetry off the CPU the pipeline's latency path needs.",
+    )
     telemetry_bars_from: Literal["all", "new"] = Field(
         default="all",
         description="Where a newly created bars consumer starts in the BARS stream (an existing one resumes).",

@@ -2,7 +2,8 @@
 
 Hot paths publish with `publish_async` (acks awaited together, not one round trip per event)
 and consume through a continuous pull loop in chunks of whatever has arrived, handled in stream
-order. Durables ack all: one ack of a chunk's last delivery settles the chunk once every message
+order (a consumer off the latency path may linger instead: pull what is there, wait, pull
+again). Durables ack all: one ack of a chunk's last delivery settles the chunk once every message
 in it is done (half the server's work per message of an ack each); a consumer that holds
 deliveries back acks each one explicitly instead. A message that cannot be decoded, or that
 keeps failing its handler, is parked on `dlq.<service>` with the reason and counted, so a

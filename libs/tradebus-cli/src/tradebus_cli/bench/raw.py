@@ -147,7 +147,7 @@ async def _paced_round_trips(nc: NatsClient, prefix: str, rate: float, duration_
         if durable:
             acks.append(await js.publish_async(f"{prefix}hop0", payload))
         else:
-            await nc.publish("hop0", payload)
+            await nc.publish(f"{prefix}hop0", payload)
     await asyncio.gather(*acks)
     await asyncio.sleep(1.0)
     return latencies

@@ -72,7 +72,8 @@ class BusTraffic:
 
 
 async def bus_traffic(nats_url: str) -> BusTraffic:
-    """The traffic of every contract stream since it was created (`reset_streams`)."""
+    """The traffic of every contract stream since it was created (`reset_streams`): deliveries made
+    and those still due (telemetry's lingering consumer may not have pulled the last bars yet)."""
     nc = await nats.connect(nats_url)
     published = delivered = 0
     try:
@@ -83,7 +84,9 @@ async def bus_traffic(nats_url: str) -> BusTraffic:
             except nats.js.errors.NotFoundError:
                 continue
             published += info.state.last_seq
-            delivered += sum(c.delivered.consumer_seq for c in await js.consumers_info(spec.name) if c.delivered)
+            for consumer in await js.consumers_info(spec.name):
+                made = consumer.delivered.consumer_seq if consumer.delivered else 0
+                delivered += made + (consumer.num_pending or 0)
     finally:
         await nc.close()
     return BusTraffic(published, delivered)

@@ -96,8 +96,11 @@ async def _durable_relay(nats_url: str, source: str, target: str) -> None:
     await asyncio.Event().wait()
 
 
-async def relay_latency(nats_url: str, rate: float, duration_s: float, *, durable: bool = False) -> list[float]:
-    """Latencies in ms of messages paced at `rate`/s for `duration_s` through three relay processes."""
+async def relay_latency(
+    nats_url: str, rate: float, duration_s: float, *, warmup_s: float = 0.0, durable: bool = False
+) -> list[float]:
+    """Latencies in ms of messages paced at `rate`/s for `duration_s` through three relay processes,
+    after `warmup_s` of the same traffic that is not counted."""
     prefix = f"{RELAY_STREAM.lower()}." if durable else ""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
@@ -116,7 +119,7 @@ async def relay_latency(nats_url: str, rate: float, duration_s: float, *, durabl
         for relay in relays:
             assert relay.stdout is not None
             await asyncio.to_thread(relay.stdout.readline)
-        return await _paced_round_trips(nc, prefix, rate, duration_s, durable)
+        return await _paced_round_trips(nc, prefix, rate, warmup_s, duration_s, durable)
     finally:
         for relay in relays:
             relay.terminate()
@@ -126,17 +129,22 @@ async def relay_latency(nats_url: str, rate: float, duration_s: float, *, durabl
         await nc.close()
 
 
-async def _paced_round_trips(nc: NatsClient, prefix: str, rate: float, duration_s: float, durable: bool) -> list[float]:
+async def _paced_round_trips(
+    nc: NatsClient, prefix: str, rate: float, warmup_s: float, duration_s: float, durable: bool
+) -> list[float]:
     latencies: list[float] = []
     js = nc.jetstream()
+    measured_from_ns = time.time_ns() + int(warmup_s * 1e9)
 
     async def arrived(msg: Msg) -> None:
-        latencies.append((time.time_ns() - int(msg.data[:19])) / 1e6)
+        sent_ns = int(msg.data[:19])
+        if sent_ns >= measured_from_ns:
+            latencies.append((time.time_ns() - sent_ns) / 1e6)
 
     await nc.subscribe(f"{prefix}hop{HOPS}", cb=arrived)
     await nc.flush()
     padding = b" " * 480  # about the size of a bar event
-    total = int(rate * duration_s)
+    total = int(rate * (warmup_s + duration_s))
     acks = []
     start = time.monotonic()
     for i in range(total):

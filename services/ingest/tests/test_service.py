@@ -148,13 +148,14 @@ async def test_replay_source_stores_checkpoints_and_survives_bad_rows(
         assert checks["feed"].detail.startswith("offline data source: replay of 1 kline file(s)")
         events = await bus_events(nc, "bars.1m.SVCADA")
         assert len(events) == 10 and {e.data.source.value for e in events} == {"replay"}
-        assert await service.pool.fetchval("SELECT count(*) FROM bars WHERE symbol = 'SVCADA'") == 10
+        assert await service.pool.fetchval("SELECT count(*) FROM bars WHERE symbol = 'SVCADA'") == 0  # files keep them
         transport = httpx.ASGITransport(app=service.app())
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             feed = (await client.get("/v1/feed")).json()
         assert feed["replay"]["rows_rejected"] == {"column_count": 1, "high_below_low": 1}
         assert feed["symbols"] == ["SVCADA"]
         assert feed["checkpoints"][0]["open_time"] == "2021-11-27T00:09:00.000Z"
+        assert feed["checkpoints"][0]["bars_stored"] == 10
 
     service = build_service(settings)
     async with running(service):
@@ -163,6 +164,7 @@ async def test_replay_source_stores_checkpoints_and_survives_bad_rows(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             feed = (await client.get("/v1/feed")).json()
         assert feed["replay"]["bars_skipped"] == 10 and feed["replay"]["bars_published"] == 0
+        assert feed["checkpoints"][0]["bars_stored"] == 10
     assert len(await bus_events(nc, "bars.1m.SVCADA")) == 10
 
 

@@ -170,7 +170,7 @@ class ReplayFeed:
         self._status.state = FeedState.CATCHING_UP
 
         async def stored(batch: list[Bar]) -> None:
-            await self._repository.store(batch)
+            await self._repository.advance(batch)
             self._status.record(batch)
 
         def progress(report: ReplayReport) -> None:

@@ -14,7 +14,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from tradebus import subjects
 from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
-from tradebus.events import BarEvent, BarSource, Envelope, make_bar
+from tradebus.events import BarEvent, BarSource, Envelope, Mode, make_bar
 from tradebus.service import Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
@@ -220,10 +220,10 @@ async def test_a_holding_consumer_refuses_an_ack_all_durable(bus: NatsClient):
         await consumer.ensure(bus.jetstream())
 
 
-def _lingering_event(minute: int) -> BarEvent:
+def _lingering_event(minute: int, mode: Mode = Mode.LIVE) -> BarEvent:
     bar = make_bar("LINGERUSDT", "1m", 1_700_000_040_000 + minute * 60_000, Decimal("10"), Decimal("11"),
                    Decimal("9"), Decimal("10.5"), Decimal("1"), Decimal("10"), 3, BarSource.REPLAY)  # fmt: skip
-    return BarEvent.of(bar, source="ingest")
+    return BarEvent.of(bar, source="ingest", mode=mode)
 
 
 async def test_a_lingering_consumer_gathers_messages_and_pulls_a_backlog_at_once(bus: NatsClient):
@@ -257,6 +257,45 @@ async def test_a_lingering_consumer_gathers_messages_and_pulls_a_backlog_at_once
     await asyncio.wait_for(task, 2)  # a stop ends the linger at once
     info = await bus.jetstream().consumer_info("BARS", consumer.durable)
     assert info.num_pending == 0 and info.ack_floor.stream_seq == info.delivered.stream_seq
+
+
+async def test_a_consumer_lingers_only_while_its_events_are_replayed(bus: NatsClient):
+    """Risk's signals: replayed ones that trickle in are gathered, live ones handled as they come."""
+    publisher = Publisher(bus, "test")
+    chunks: list[list[BarEvent]] = []
+
+    async def handler(events: list[BarEvent]) -> None:
+        chunks.append(events)
+
+    consumer = BatchConsumer(
+        service="test", name="replay-linger", model=BarEvent, handler=handler, publisher=lambda: None,  # type: ignore[arg-type,return-value]
+        stream="BARS", durable="test-replay-linger", subject="bars.1m.LINGERUSDT", batch_size=50, linger_s=1.0,
+        linger_while=lambda events: events[-1].mode is Mode.REPLAY,
+    )  # fmt: skip
+    task = asyncio.create_task(consumer.run(bus))
+
+    async def trickle(minutes: range, mode: Mode) -> None:
+        for minute in minutes:
+            await publisher.publish("bars.1m.LINGERUSDT", _lingering_event(minute, mode))
+            await asyncio.sleep(0.05)
+
+    await trickle(range(4), Mode.LIVE)  # not lingering: each one as it arrives
+    await wait_for(_true_when(lambda: sum(map(len, chunks)) == 4))
+    assert [len(c) for c in chunks] == [1, 1, 1, 1]
+    await trickle(range(4, 12), Mode.REPLAY)  # the first replayed chunk starts the lingering
+    await wait_for(_true_when(lambda: sum(map(len, chunks)) == 12))
+    assert len(chunks) <= 4 + 3, (
+        f"8 replayed messages over 0.4 s in at most three chunks, got {[len(c) for c in chunks]}"
+    )
+    lingered = len(chunks)
+    await trickle(range(12, 13), Mode.LIVE)  # may wait out the linger it finds, and ends it
+    await wait_for(_true_when(lambda: sum(map(len, chunks)) == 13))
+    await trickle(range(13, 17), Mode.LIVE)
+    await wait_for(_true_when(lambda: sum(map(len, chunks)) == 17))
+    assert [len(c) for c in chunks[lingered + 1 :]] == [1, 1, 1, 1]
+    assert [e.data.open_ms for c in chunks for e in c] == [_lingering_event(m).data.open_ms for m in range(17)]
+    consumer.stop()
+    await asyncio.wait_for(task, 2)
 
 
 def _true_when_async(count):  # type: ignore[no-untyped-def]

@@ -3,9 +3,10 @@
 Hot paths publish with `publish_async` (acks awaited together, not one round trip per event)
 and consume through a continuous pull loop in chunks of whatever has arrived, handled in stream
 order (a consumer off the latency path may linger instead: pull what is there, wait, pull
-again). Durables ack all: one ack of a chunk's last delivery settles the chunk once every message
-in it is done (half the server's work per message of an ack each); a consumer that holds
-deliveries back acks each one explicitly instead. A message that cannot be decoded, or that
+again; or linger only while it catches up on replayed history). Durables ack all: one ack of a
+chunk's last delivery settles the chunk once every message in it is done (half the server's work
+per message of an ack each); a consumer that holds deliveries back acks each one explicitly
+instead. A message that cannot be decoded, or that
 keeps failing its handler, is parked on `dlq.<service>` with the reason and counted, so a
 consumer never stops on a message. Failures of the database or the bus itself are not the
 message's fault: those are retried in place, never dead-lettered, and nothing later overtakes.
@@ -212,6 +213,7 @@ class BatchConsumer(Generic[E]):
         accept: Callable[[str], bool] | None = None,
         holds: bool = False,
         linger_s: float = 0.0,
+        linger_while: Callable[[Sequence[E]], bool] | None = None,
     ) -> None:
         self.service = service
         self.name = name
@@ -226,6 +228,10 @@ class BatchConsumer(Generic[E]):
         """When set, messages are pulled in gathered chunks: take what is there, then wait this long
         before asking again (at once when the chunk was full). For a consumer off the latency path
         (telemetry): one wake-up per linger instead of one per message, for it and the server."""
+        self._linger_while = linger_while
+        """When set, lingering only after a chunk it holds for (risk's signals while they are replayed:
+        bigger chunks, fewer transactions); after any other chunk, messages come as they arrive."""
+        self._lingering = bool(linger_s) and linger_while is None
         self._config = ConsumerConfig(
             durable_name=durable,
             filter_subject=subject,
@@ -285,22 +291,22 @@ class BatchConsumer(Generic[E]):
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox, cb=enqueue)
         request_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
-        if self.linger_s:  # what is there now, then the server says 404 (no messages)
-            request = orjson.dumps({"batch": batch_size, "no_wait": True})
-        else:  # messages as they come, until the batch is used up or the request expires
-            request = orjson.dumps({"batch": batch_size, "expires": int(PULL_EXPIRES_S * 1e9)})
+        gather = orjson.dumps({"batch": batch_size, "no_wait": True})  # what is there now, then 404 (no messages)
+        stream = orjson.dumps({"batch": batch_size, "expires": int(PULL_EXPIRES_S * 1e9)})  # as they come
         try:
             while not self._stopping.is_set():
-                await nc.publish(request_subject, request, reply=inbox)
-                received = await self._drain_request(queue, batch_size)
-                if self.linger_s and received < batch_size:
+                lingering = self._lingering
+                await nc.publish(request_subject, gather if lingering else stream, reply=inbox)
+                received = await self._drain_request(queue, batch_size, streaming=not lingering)
+                if lingering and received < batch_size:
                     await self._stopped_within(self.linger_s)
         finally:
             await sub.unsubscribe()
 
-    async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int) -> int:
+    async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int, *, streaming: bool) -> int:
         """Handle the messages one pull request brings, until it is used up or expires; returns
-        how many it brought."""
+        how many it brought. A streaming request that a chunk turned lingering (`linger_while`)
+        lets the rest of its messages gather for `linger_s` after each chunk."""
         received = 0
         while received < batch_size and not self._stopping.is_set():
             try:
@@ -317,6 +323,8 @@ class BatchConsumer(Generic[E]):
                 await self.consume(data)
             if len(arrived) < len(chunk) or any(_status_of(m) in _REQUEST_DONE for m in arrived):
                 return received
+            if streaming and self._lingering and len(data) < batch_size:
+                await self._stopped_within(self.linger_s)
         return received
 
     def stop(self) -> None:
@@ -338,6 +346,8 @@ class BatchConsumer(Generic[E]):
                 good.append((self.model.model_validate_json(msg.data), msg))
             except ValidationError as exc:
                 await self._dead_letter(msg, "malformed", _validation_summary(exc))
+        if good and self._linger_while is not None:
+            self._lingering = bool(self.linger_s) and self._linger_while([event for event, _ in good])
         try:
             held = await self._handle(good) if good else ()
         except _Interrupted:

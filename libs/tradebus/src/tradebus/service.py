@@ -120,6 +120,7 @@ class Service:
         accept: Callable[[str], bool] | None = None,
         holds: bool = False,
         linger_s: float = 0.0,
+        linger_while: Callable[[Sequence[E]], bool] | None = None,
         documented_as: type[Envelope] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
@@ -129,7 +130,8 @@ class Service:
         `accept(subject)` drops (acks undecoded) the rest where the server sends all of `subject`.
         A consumer's durable acks all (one ack settles a handled chunk) unless it `holds`: then its
         handler may return event ids it holds back, unacked, until `held(name).release(ids)`.
-        A consumer that need not see each message at once may `linger_s` (see `BatchConsumer`).
+        A consumer that need not see each message at once may `linger_s`, or linger only after a
+        chunk `linger_while` holds for (see `BatchConsumer`).
         `documented_as` names the contract's schema in the AsyncAPI document when `model` is a
         consumer's own reading of it (only the fields it uses).
         """
@@ -150,6 +152,7 @@ class Service:
                 accept=accept,
                 holds=holds,
                 linger_s=linger_s,
+                linger_while=linger_while,
             )
             self._consumers.append(consumer)
             self._document_subscriber(

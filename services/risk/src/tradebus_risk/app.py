@@ -13,6 +13,7 @@ from tradebus.auth import bearer_token_guard
 from tradebus.events import (
     BarEvent,
     FillEvent,
+    Mode,
     OrderEvent,
     PositionEvent,
     RejectionEvent,
@@ -32,6 +33,11 @@ from tradebus_risk.views import account_view, amount, position_view, trade_view
 log = get_logger(__name__)
 
 OUTBOX_INTERVAL_S = 1.0
+REPLAY_SIGNALS_LINGER_S = 0.1
+"""While signals are replayed they are gathered for this long between pulls: a replay's signals
+trickle in as the signal service computes them, one transaction each small chunk; gathered, a
+replay took ~2 s less of risk's CPU and ~2 s less of PostgreSQL's (of ~145 s in all). Live
+signals are decided as they arrive."""
 OUTBOX_RETENTION = timedelta(days=1)
 
 
@@ -52,6 +58,8 @@ def build_service(settings: RiskSettings) -> Service:
         documented_as=SignalEvent,
         batch_size=500,
         deliver_policy=start_at,
+        linger_s=REPLAY_SIGNALS_LINGER_S,
+        linger_while=lambda events: events[-1].mode is Mode.REPLAY,
     )
     async def on_signals(events: list[RiskSignalEvent]) -> None:
         """The contract's `SignalEvent`, decoded only as far as risk reads it (`tradebus_risk.inbound`)."""

@@ -135,6 +135,34 @@ async def test_live_orders_and_holdings_fill_and_exit_as_before(
     _assert_scenario_traded(symbol, seen, cash)
 
 
+async def test_readiness_tells_the_committed_positions_at_every_step(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    """The trading check reads the desk's memory copy; it says what the database holds (compared
+    only when nothing committed around the check: the shared bus may bring other tests' events)."""
+    service = _service(nats_url, database_url)
+    limit = RiskLimits().max_open_positions
+    seen_open: set[int] = set()
+
+    async def stored() -> int:
+        return int(
+            await service.pool.fetchval(
+                "SELECT (SELECT count(*) FROM positions)"
+                " + (SELECT count(*) FROM orders WHERE status = 'submitted' AND purpose = 'entry')"
+            )
+        )
+
+    async with serving(service, js_client):
+        for event in _live_scenario(symbol):
+            await _feed(service, js_client, [event])
+            before = await stored()
+            _, checks = await service.readiness()
+            if await stored() == before:
+                assert checks["trading"].detail == f"{before} of {limit} positions open"
+                seen_open.add(before)
+    assert {0, 1} <= seen_open
+
+
 async def test_a_restart_after_quiet_bars_trades_as_an_uninterrupted_run(
     nats_url: str, database_url: str, js_client: Client, symbol: str
 ) -> None:

@@ -36,8 +36,8 @@ OUTBOX_INTERVAL_S = 1.0
 REPLAY_SIGNALS_LINGER_S = 0.1
 """While signals are replayed they are gathered for this long between pulls: a replay's signals
 trickle in as the signal service computes them, one transaction each small chunk; gathered, a
-replay took ~2 s less of risk's CPU and ~2 s less of PostgreSQL's (of ~145 s in all). Live
-signals are decided as they arrive."""
+replay took ~2 s less of risk's CPU and ~2 s less of PostgreSQL's (of ~145 s in all). A chunk
+with a live signal in it ends the lingering: live signals are decided as they arrive."""
 OUTBOX_RETENTION = timedelta(days=1)
 
 
@@ -59,7 +59,7 @@ def build_service(settings: RiskSettings) -> Service:
         batch_size=500,
         deliver_policy=start_at,
         linger_s=REPLAY_SIGNALS_LINGER_S,
-        linger_while=lambda events: events[-1].mode is Mode.REPLAY,
+        linger_while=lambda events: all(e.mode is Mode.REPLAY for e in events),
     )
     async def on_signals(events: list[RiskSignalEvent]) -> None:
         """The contract's `SignalEvent`, decoded only as far as risk reads it (`tradebus_risk.inbound`)."""

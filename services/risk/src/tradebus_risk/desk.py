@@ -390,6 +390,13 @@ class Desk:
         return book
 
     async def status(self) -> TradingStatus:
+        """Frozen or not, and the open positions: from the memory copy when there is one (under the
+        book lock it is the committed state), else from the database. Readiness asks at every
+        heartbeat; loading the book for it took four queries and a Book each time."""
+        async with self._book_lock:
+            state = self._state
+            if state is not None:
+                return TradingStatus(state.book.account.frozen, state.book.open_count())
         book = await self.repo.load_book(self._pool())
         return TradingStatus(book.account.frozen, book.open_count())
 

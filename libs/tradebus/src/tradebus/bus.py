@@ -309,19 +309,22 @@ class BatchConsumer(Generic[E]):
         lets the rest of its messages gather for `linger_s` after each chunk."""
         received = 0
         while received < batch_size and not self._stopping.is_set():
-            try:
-                first = await asyncio.wait_for(queue.get(), timeout=PULL_EXPIRES_S + 1.0)
-            except TimeoutError:
-                return received  # the request was lost (e.g. a reconnect): send another
+            if queue.empty():
+                try:
+                    async with asyncio.timeout(PULL_EXPIRES_S + 1.0):  # no task per wait, as wait_for makes
+                        first = await queue.get()
+                except TimeoutError:
+                    return received  # the request was lost (e.g. a reconnect): send another
+            else:
+                first = queue.get_nowait()
             chunk = [first]
             while not queue.empty() and len(chunk) < batch_size:
                 chunk.append(queue.get_nowait())
-            arrived = [m for m in chunk if m is not None]
-            data = [m for m in arrived if not _status_of(m)]
+            data, done = _split(chunk)
             received += len(data)
             if data:
                 await self.consume(data)
-            if len(arrived) < len(chunk) or any(_status_of(m) in _REQUEST_DONE for m in arrived):
+            if done:
                 return received
             if streaming and self._lingering and len(data) < batch_size:
                 await self._stopped_within(self.linger_s)
@@ -452,11 +455,20 @@ PULL_EXPIRES_S: Final = 5.0
 _REQUEST_DONE: Final = frozenset({"404", "408", "409"})
 
 
-def _status_of(msg: Msg) -> str | None:
-    """The JetStream status of a pull response ("408" request expired, "100" heartbeat…), or None for data."""
-    if msg.data or not msg.headers:
-        return None
-    return msg.headers.get("Status")
+def _split(chunk: list[Msg | None]) -> tuple[list[Msg], bool]:
+    """The data messages of a chunk, and whether the chunk ends the pull request: a stop's None, or
+    a JetStream status that ends it (404 no messages, 408 request expired, 409); other statuses
+    (100 heartbeat) are neither."""
+    data: list[Msg] = []
+    done = False
+    for msg in chunk:
+        if msg is None:
+            done = True
+        elif msg.data or not msg.headers:
+            data.append(msg)
+        elif msg.headers.get("Status") in _REQUEST_DONE:
+            done = True
+    return data, done
 
 
 class _Interrupted(Exception):

@@ -390,13 +390,13 @@ class Desk:
         return book
 
     async def status(self) -> TradingStatus:
-        """Frozen or not, and the open positions: from the memory copy when there is one (under the
-        book lock it is the committed state), else from the database. Readiness asks at every
-        heartbeat; loading the book for it took four queries and a Book each time."""
-        async with self._book_lock:
-            state = self._state
-            if state is not None:
-                return TradingStatus(state.book.account.frozen, state.book.open_count())
+        """Frozen or not, and the open positions: from the memory copy when there is one and the
+        book lock is free (then no transaction is half-way: the copy is the committed state), else
+        from the database, without waiting for the lock. Readiness asks at every heartbeat and
+        probe; loading the book for it took four queries and a Book each time."""
+        state = self._state
+        if state is not None and not self._book_lock.locked():
+            return TradingStatus(state.book.account.frozen, state.book.open_count())
         book = await self.repo.load_book(self._pool())
         return TradingStatus(book.account.frozen, book.open_count())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from tradebus.events import Envelope, Mode, SignalState
-from tradebus.service import Service
+from tradebus.service import CheckResult, Service
 from tradebus.testing import wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_risk.app import build_service
@@ -138,8 +138,8 @@ async def test_live_orders_and_holdings_fill_and_exit_as_before(
 async def test_readiness_tells_the_committed_positions_at_every_step(
     nats_url: str, database_url: str, js_client: Client, symbol: str
 ) -> None:
-    """The trading check reads the desk's memory copy; it says what the database holds (compared
-    only when nothing committed around the check: the shared bus may bring other tests' events)."""
+    """The trading check reads the desk's memory copy: it says what the database holds (compared
+    only when nothing committed around the check), and answers with every pooled connection taken."""
     service = _service(nats_url, database_url)
     limit = RiskLimits().max_open_positions
     seen_open: set[int] = set()
@@ -160,7 +160,15 @@ async def test_readiness_tells_the_committed_positions_at_every_step(
             if await stored() == before:
                 assert checks["trading"].detail == f"{before} of {limit} positions open"
                 seen_open.add(before)
+        taken = [await service.pool.acquire() for _ in range(service.pool.get_max_size())]
+        try:
+            _, checks = await service.readiness()
+        finally:
+            for conn in taken:
+                await service.pool.release(conn)
     assert {0, 1} <= seen_open
+    assert not checks["database"].ok
+    assert checks["trading"] == CheckResult(True, f"0 of {limit} positions open")
 
 
 async def test_a_restart_after_quiet_bars_trades_as_an_uninterrupted_run(

@@ -60,8 +60,8 @@ asyncpg's binary encoding, at less than half the client CPU per bar."""
 ADVANCE_CHECKPOINTS: Final = """
 INSERT INTO checkpoints AS c (source, symbol, open_time, last_close, bars_stored)
 SELECT last.source, last.symbol, last.open_time, last.last_close,
-       (SELECT count(*) FROM unnest($5::text[], $6::timestamptz[]) AS bar(symbol, open_time)
-        WHERE bar.symbol = last.symbol AND bar.open_time > coalesce(
+       (SELECT count(*) FROM unnest($5::text[], $6::text[], $7::timestamptz[]) AS bar(source, symbol, open_time)
+        WHERE bar.source = last.source AND bar.symbol = last.symbol AND bar.open_time > coalesce(
             (SELECT open_time FROM checkpoints WHERE source = last.source AND symbol = last.symbol), '-infinity'))
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[]) AS last(source, symbol, open_time, last_close)
 ON CONFLICT (source, symbol) DO UPDATE SET
@@ -167,11 +167,11 @@ class IngestRepository:
         gets. Storing them here too cost a replay about 5% of its CPU (ingest and PostgreSQL)."""
         if not bars:
             return
-        last = _last_of_each([series_of(b.source) for b in bars], bars)
+        series = [series_of(b.source) for b in bars]
+        last = _last_of_each(series, bars)
+        bar_columns = (series, [b.symbol for b in bars], [b.open_time for b in bars])
         with shared_metrics.DB_SECONDS.labels("ingest", "advance_checkpoints").time():
-            await self._pool.execute(
-                ADVANCE_CHECKPOINTS, *_checkpoint_columns(last), [b.symbol for b in bars], [b.open_time for b in bars]
-            )
+            await self._pool.execute(ADVANCE_CHECKPOINTS, *_checkpoint_columns(last), *bar_columns)
 
     async def missing_ranges(self, series: str, symbol: str, first_ms: int, last_ms: int) -> list[tuple[int, int]]:
         """The runs of minutes in [first_ms, last_ms] (open times, inclusive) that `series` lacks."""

@@ -6,10 +6,10 @@ order (a consumer off the latency path may linger instead: pull what is there, w
 again; or linger only while it catches up on replayed history). Durables ack all: one ack of a
 chunk's last delivery settles the chunk once every message in it is done (half the server's work
 per message of an ack each); a consumer that holds deliveries back acks each one explicitly
-instead. A message that cannot be decoded, or that
-keeps failing its handler, is parked on `dlq.<service>` with the reason and counted, so a
-consumer never stops on a message. Failures of the database or the bus itself are not the
-message's fault: those are retried in place, never dead-lettered, and nothing later overtakes.
+instead. A message that cannot be decoded, or that keeps failing its handler, is parked on
+`dlq.<service>` with the reason and counted, so a consumer never stops on a message. Failures
+of the database or the bus itself are not the message's fault: those are retried in place, never
+dead-lettered, and nothing later overtakes.
 """
 
 from __future__ import annotations

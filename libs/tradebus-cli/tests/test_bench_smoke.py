@@ -38,3 +38,6 @@ def test_smoke_run_writes_the_five_figures(tmp_path: Path) -> None:
     assert replay["bus_delivered"] >= 3 * replay["bars"]
     assert 4 <= replay["bus_moves_per_bar"] <= 8
     assert figures["latency_durable_p99"]["baseline"] > 0
+    live = figures["latency_p99"]["notes"]
+    # the first two closes of each of the 20 symbols warm the stack up: sent, decided, not counted
+    assert live["warmup_decisions"] == 2 * 20 and 0 < live["decision_n_ms"] <= live["expected_decisions"]

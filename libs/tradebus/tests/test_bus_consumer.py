@@ -1,11 +1,10 @@
 """BatchConsumer on a real JetStream: narrowed filter subjects (and the fallback for servers
-before 2.10), ack-all settling, retries in place through an outage, deliveries a handler
-holds back until it releases them, lingering, and writes run behind the next chunk."""
+before 2.10), ack-all settling, retries in place through an outage, and deliveries a handler
+holds back until it releases them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import nats
@@ -14,7 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from tradebus import subjects
-from tradebus.bus import MAX_ATTEMPTS, BatchConsumer, Publisher, Write, consumer_lag, ensure_streams
+from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
 from tradebus.events import BarEvent, BarSource, Envelope, Mode, make_bar
 from tradebus.service import Service
 from tradebus.settings import Settings
@@ -297,103 +296,6 @@ async def test_a_consumer_lingers_only_while_its_events_are_replayed(bus: NatsCl
     assert [e.data.open_ms for c in chunks for e in c] == [_lingering_event(m).data.open_ms for m in range(17)]
     consumer.stop()
     await asyncio.wait_for(task, 2)
-
-
-def _behind(
-    name: str, handler: Callable[[list[BarEvent]], Awaitable[Write | None]], publisher: Publisher
-) -> BatchConsumer[BarEvent]:
-    return BatchConsumer(
-        service="test", name=name, model=BarEvent, handler=handler, publisher=lambda: publisher,
-        stream="BARS", durable=f"test-{name}", subject=f"bars.1m.{name.upper()}USDT", write_behind=True,
-    )  # fmt: skip
-
-
-def _minute(symbol: str, minute: int) -> BarEvent:
-    bar = make_bar(symbol, "1m", 1_700_000_040_000 + minute * 60_000, Decimal("10"), Decimal("11"),
-                   Decimal("9"), Decimal("10.5"), Decimal("1"), Decimal("10"), 3, BarSource.REPLAY)  # fmt: skip
-    return BarEvent.of(bar, source="ingest")
-
-
-async def test_writes_run_behind_the_next_chunk_and_ack_their_chunk_when_done(bus: NatsClient):
-    """The aggregator's and signal's stores: chunk 2 is handled (published) while chunk 1's
-    writes are in flight; nothing is acked before its writes are done; writes run in order."""
-    publisher = Publisher(bus, "test")
-    gate = asyncio.Event()
-    handled: list[int] = []
-    written: list[int] = []
-
-    async def handler(events: list[BarEvent]) -> Write:
-        minutes = [e.data.open_ms for e in events]
-        handled.extend(minutes)
-
-        async def write() -> None:
-            await gate.wait()
-            written.extend(minutes)
-
-        return write
-
-    consumer = _behind("behind", handler, publisher)
-    task = asyncio.create_task(consumer.run(bus))
-    events = [_minute("BEHINDUSDT", m) for m in range(3)]
-    await publisher.publish("bars.1m.BEHINDUSDT", events[0])
-    await wait_for(_true_when(lambda: len(handled) == 1))
-    await publisher.publish("bars.1m.BEHINDUSDT", events[1])
-    await wait_for(_true_when(lambda: len(handled) == 2), what="the next chunk handled while the writes wait")
-    assert written == [] and await _ack_pending(bus, consumer.durable) == 2
-    await publisher.publish("bars.1m.BEHINDUSDT", events[2])
-    await asyncio.sleep(0.3)
-    assert len(handled) == 2, "one chunk ahead of the writes at most"
-    gate.set()
-    await wait_for(_true_when(lambda: len(written) == 3))
-    assert written == handled == [e.data.open_ms for e in events]
-    await wait_for(_true_when_async(lambda: _ack_pending(bus, consumer.durable)), what="every chunk acked")
-    consumer.stop()
-    await asyncio.wait_for(task, 2)
-
-
-async def test_failed_writes_are_redone_one_by_one_and_a_poisoned_one_dead_lettered(bus: NatsClient):
-    """Writes that fail (not an outage) redo their chunk and the one handled after it, each
-    event with its own writes; an event whose writes keep failing goes to the DLQ; an outage of
-    the writes is retried in place; nothing is lost or acked before it is written."""
-    js = bus.jetstream()
-    dlq = await js.subscribe("dlq.test", durable="t-dlq-behind")
-    publisher = Publisher(bus, "test")
-    events = [_minute("REDOUSDT", m) for m in range(6)]
-    flaky, poisoned, outage = events[1].data.open_ms, events[3].data.open_ms, events[4].data.open_ms
-    failures = {flaky: 1, outage: 2}
-    handled: list[list[int]] = []
-    written: list[int] = []
-
-    async def handler(batch: list[BarEvent]) -> Write:
-        minutes = [e.data.open_ms for e in batch]
-        handled.append(minutes)
-
-        async def write() -> None:
-            if poisoned in minutes:
-                raise ValueError("cannot store this bar")
-            for minute in minutes:
-                if failures.get(minute):
-                    failures[minute] -= 1
-                    raise OSError("database unreachable") if minute == outage else ValueError("flaky")
-            written.extend(minutes)
-
-        return write
-
-    consumer = _behind("redo", handler, publisher)
-    task = asyncio.create_task(consumer.run(bus))
-    for event in events:
-        await publisher.publish("bars.1m.REDOUSDT", event)
-        await asyncio.sleep(0.05)
-    await wait_for(_true_when(lambda: events[-1].data.open_ms in written), timeout=20)
-    await wait_for(_true_when_async(lambda: _ack_pending(bus, consumer.durable)), what="every chunk acked")
-    consumer.stop()
-    await asyncio.wait_for(task, 2)
-    everything = [e.data.open_ms for e in events]
-    assert sorted(set(written)) == [m for m in everything if m != poisoned]
-    assert [m for m in written if m != poisoned] == sorted(written), "written in stream order"
-    assert [m for chunk in handled for m in chunk if m == flaky].count(flaky) >= 2, "the flaky one redone"
-    assert [chunk for chunk in handled if poisoned in chunk][-MAX_ATTEMPTS:] == [[poisoned]] * MAX_ATTEMPTS
-    assert (await dlq.next_msg(timeout=5)).data.find(b'"reason":"handler_error"') > 0
 
 
 def _true_when_async(count):  # type: ignore[no-untyped-def]

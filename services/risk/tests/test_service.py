@@ -288,7 +288,7 @@ async def _until_held(service: Service, nc: Client, held: int, pending: int = 0)
     """Until the service holds `held` bars back and the durable agrees (and has `pending` unsent)."""
 
     async def reached() -> bool:
-        return service.consumer_named("bars-1m").held == held and await _bars_durable(nc) == (pending, held)
+        return service.held("bars-1m").held == held and await _bars_durable(nc) == (pending, held)
 
     await wait_for(reached, timeout=15, what=f"{held} bars held, {pending} not yet sent")
 
@@ -364,7 +364,7 @@ async def test_held_bars_never_exceed_the_durables_bound(
 ) -> None:
     batch, bound, minutes = 10, 200, 260  # max_ack_pending is 20 batches
     service = _service(nats_url, database_url, bars_batch=batch)
-    consumer = service.consumer_named("bars-1m")
+    consumer = service.held("bars-1m")
     most = 0
 
     async def watch() -> None:

@@ -6,9 +6,7 @@ order (a consumer off the latency path may linger instead: pull what is there, w
 again; or linger only while it catches up on replayed history). Durables ack all: one ack of a
 chunk's last delivery settles the chunk once every message in it is done (half the server's work
 per message of an ack each); a consumer that holds deliveries back acks each one explicitly
-instead. A consumer may write behind (`write_behind`): its handler applies and publishes a chunk
-and returns the chunk's writes, which run while the next chunk is handled; the chunk is acked
-when they are done. A message that cannot be decoded, or that keeps failing its handler, is parked on
+instead. A message that cannot be decoded, or that keeps failing its handler, is parked on
 `dlq.<service>` with the reason and counted, so a consumer never stops on a message. Failures
 of the database or the bus itself are not the message's fault: those are retried in place, never
 dead-lettered, and nothing later overtakes.
@@ -18,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import itertools
 from collections import Counter
@@ -43,11 +40,8 @@ from tradebus.logging import get_logger, trace_context
 log = get_logger(__name__)
 
 E = TypeVar("E", bound=Envelope)
-Write = Callable[[], Awaitable[None]]
-"""A chunk's writes, returned by a write-behind consumer's handler to run after it (see `BatchConsumer`)."""
-BatchHandler = Callable[[list[E]], Awaitable[Collection[str] | Write | None]]
-"""Handles a batch; may return the event ids it holds back (those stay unacked until `release`),
-or, for a write-behind consumer, the batch's writes."""
+BatchHandler = Callable[[list[E]], Awaitable[Collection[str] | None]]
+"""Handles a batch; may return the event ids it holds back: those stay unacked until `release`."""
 
 MAX_ATTEMPTS: Final = 3
 """Times a message may fail its handler (not the infrastructure) before it is dead-lettered."""
@@ -220,7 +214,6 @@ class BatchConsumer(Generic[E]):
         holds: bool = False,
         linger_s: float = 0.0,
         linger_while: Callable[[Sequence[E]], bool] | None = None,
-        write_behind: bool = False,
     ) -> None:
         self.service = service
         self.name = name
@@ -257,14 +250,6 @@ class BatchConsumer(Generic[E]):
         """Whether one ack of a chunk's last delivery settles the whole chunk (the durable's policy)."""
         self._held: dict[str, Msg] = {}
         """Deliveries the handler holds back (event id → newest delivery), acked by `release`."""
-        if write_behind and holds:
-            raise ValueError(f"consumer {name}: a consumer that holds deliveries back cannot write behind")
-        self._write_behind = write_behind
-        """The handler returns its chunk's writes instead of doing them: they run while the next
-        chunk is handled (its publishing no longer waits for the previous chunk's commit), one
-        chunk's at a time and in order, and the chunk is acked once they are done."""
-        self._behind: tuple[asyncio.Task[None], list[tuple[E, Msg]]] | None = None
-        """The writes in flight: their task (which acks their chunk) and the chunk's events."""
 
     async def ensure(self, js: JetStreamContext, server: tuple[int, int] = (0, 0)) -> None:
         """Create the durable, or adopt the existing one as it is (its start position and ack
@@ -316,7 +301,6 @@ class BatchConsumer(Generic[E]):
                 if lingering and received < batch_size:
                     await self._stopped_within(self.linger_s)
         finally:
-            await self._finish_writes()
             await sub.unsubscribe()
 
     async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int, *, streaming: bool) -> int:
@@ -367,10 +351,6 @@ class BatchConsumer(Generic[E]):
                 await self._dead_letter(msg, "malformed", _validation_summary(exc))
         if good and self._linger_while is not None:
             self._lingering = bool(self.linger_s) and self._linger_while([event for event, _ in good])
-        if self._write_behind:
-            with contextlib.suppress(_Interrupted):  # stopping during an outage: unacked, it comes again
-                await self._consume_behind(batch, good)
-            return
         try:
             held = await self._handle(good) if good else ()
         except _Interrupted:
@@ -381,106 +361,25 @@ class BatchConsumer(Generic[E]):
         """The handler on the whole chunk; when that fails, on each event alone."""
         with metrics.HANDLER_SECONDS.labels(self.service, self.name).time():
             try:
-                result = await self.handler([event for event, _ in good])
+                return await self.handler([event for event, _ in good]) or ()
             except Exception as exc:  # noqa: BLE001 - isolate the failing message below
-                self._count_failure("batch failed; retrying one by one", exc)
-            else:
-                if callable(result):
-                    raise TypeError(f"consumer {self.name} does not write behind: its handler must do its writes")
-                return result or ()
-        return await self._one_by_one(good)
-
-    def _count_failure(self, what: str, exc: Exception) -> None:
-        metrics.HANDLER_ERRORS.labels(self.service, self.name, type(exc).__name__).inc()
-        log.warning(what, consumer=self.name, error=repr(exc))
-
-    async def _one_by_one(self, good: list[tuple[E, Msg]]) -> set[str]:
+                metrics.HANDLER_ERRORS.labels(self.service, self.name, type(exc).__name__).inc()
+                log.warning("batch failed; retrying one by one", consumer=self.name, error=repr(exc))
         held: set[str] = set()
         for event, msg in good:
             with trace_context(trace_id=event.trace_id, event_id=event.event_id):
                 held.update(await self._retry_one(event, msg))
         return held
 
-    async def _consume_behind(self, batch: Sequence[Msg], good: list[tuple[E, Msg]]) -> None:
-        """Handle the chunk while the previous chunk's writes run, then start its own writes,
-        which ack it when done. When this chunk's handler or the previous writes fail, both
-        chunks' events are done again one by one, each with its writes (a handler must rebuild
-        from storage, before its next call, what its failed writes or handling left unwritten)."""
-        write: Write | None = None
-        failed = False
-        if good:
-            with metrics.HANDLER_SECONDS.labels(self.service, self.name).time():
-                try:
-                    result = await self.handler([event for event, _ in good])
-                except Exception as exc:  # noqa: BLE001 - isolated one by one below
-                    self._count_failure("batch failed; retrying one by one", exc)
-                    failed = True
-                else:
-                    if not (result is None or callable(result)):
-                        raise TypeError(f"consumer {self.name} writes behind: its handler returns its writes")
-                    write = result
-        unwritten = await self._previous_written()
-        if failed or unwritten:
-            await self._one_by_one([*unwritten, *good])
-            await batch[-1].ack()
-        elif write is None:
-            await batch[-1].ack()
-        else:
-            self._behind = (asyncio.create_task(self._write_then_ack(write, batch[-1])), good)
-
-    async def written(self) -> None:
-        """Wait until the writes in flight are done (or failed: the consume loop redoes those).
-        For a write-behind handler about to read what it stored."""
-        if self._behind is not None:
-            await asyncio.wait([self._behind[0]])
-
-    async def _previous_written(self) -> list[tuple[E, Msg]]:
-        """Wait for the writes in flight; the events of their chunk when they failed."""
-        if self._behind is None:
-            return []
-        task, good = self._behind
-        self._behind = None
-        try:
-            await task
-        except _Interrupted:
-            raise
-        except Exception as exc:  # noqa: BLE001 - redone one by one by the caller
-            self._count_failure("writes failed; redoing their chunk one by one", exc)
-            return good
-        return []
-
-    async def _write_then_ack(self, write: Write, last: Msg) -> None:
-        """A chunk's writes, retried in place through an outage, then the ack of the chunk."""
-        outages = 0
-        while True:
-            try:
-                await write()
-                break
-            except TRANSIENT_ERRORS as exc:
-                outages += 1
-                log.warning("transient failure writing; retrying in place", consumer=self.name, error=repr(exc))
-                if await self._stopped_within(_backoff(outages)):
-                    raise _Interrupted from exc
-        await last.ack()
-
-    async def _finish_writes(self) -> None:
-        """On stopping: let the writes in flight finish (and ack), or leave their chunk unacked."""
-        with contextlib.suppress(_Interrupted):
-            await self._previous_written()
-
     async def _retry_one(self, event: E, msg: Msg) -> Collection[str]:
-        """One event alone (with its writes, for a write-behind handler); its log lines (the
-        handler's too) carry its trace id. A failure of the database or the bus is retried in
-        place, with backoff, until it passes (nothing later is handled first: order holds); a
-        failure of the message itself dead-letters it after `MAX_ATTEMPTS`."""
+        """One event alone; its log lines (the handler's too) carry its trace id. A failure of the
+        database or the bus is retried in place, with backoff, until it passes (nothing later is
+        handled first: order holds); a failure of the message itself dead-letters it after
+        `MAX_ATTEMPTS`."""
         attempts = outages = 0
         while True:
             try:
-                result = await self.handler([event])
-                if callable(result):
-                    await result()
-                    return ()
-                return result or ()
+                return await self.handler([event]) or ()
             except TRANSIENT_ERRORS as exc:
                 outages += 1
                 log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))

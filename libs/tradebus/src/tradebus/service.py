@@ -121,7 +121,6 @@ class Service:
         holds: bool = False,
         linger_s: float = 0.0,
         linger_while: Callable[[Sequence[E]], bool] | None = None,
-        write_behind: bool = False,
         documented_as: type[Envelope] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
@@ -130,9 +129,7 @@ class Service:
         1m), `filter_subjects` lists them (servers 2.10+ then send nothing else) and
         `accept(subject)` drops (acks undecoded) the rest where the server sends all of `subject`.
         A consumer's durable acks all (one ack settles a handled chunk) unless it `holds`: then its
-        handler may return event ids it holds back, unacked, until `consumer_named(name).release(ids)`.
-        A consumer that `write_behind`s has its handler return the chunk's writes, run while the
-        next chunk is handled (see `BatchConsumer`).
+        handler may return event ids it holds back, unacked, until `held(name).release(ids)`.
         A consumer that need not see each message at once may `linger_s`, or linger only after a
         chunk `linger_while` holds for (see `BatchConsumer`).
         `documented_as` names the contract's schema in the AsyncAPI document when `model` is a
@@ -156,7 +153,6 @@ class Service:
                 holds=holds,
                 linger_s=linger_s,
                 linger_while=linger_while,
-                write_behind=write_behind,
             )
             self._consumers.append(consumer)
             self._document_subscriber(
@@ -166,9 +162,8 @@ class Service:
 
         return register
 
-    def consumer_named(self, name: str) -> BatchConsumer[Any]:
-        """The consumer registered as `name`: to release (ack) what its handler held back, or to
-        wait for the writes it has in flight."""
+    def held(self, name: str) -> BatchConsumer[Any]:
+        """The consumer registered as `name`, to release (ack) what its handler held back."""
         for consumer in self._consumers:
             if consumer.name == name:
                 return consumer

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import HTTPException, Query
 
 from tradebus import subjects
-from tradebus.bus import TRANSIENT_ERRORS, Write
 from tradebus.events import Bar, BarEvent, encode_bar_event
 from tradebus.logging import get_logger
 from tradebus.service import Service
@@ -30,7 +29,6 @@ from tradebus_aggregator.stream import Aggregator
 log = get_logger(__name__)
 
 NAME = "aggregator"
-CONSUMER = "bars-1m"
 MAX_LIMIT = 5000
 
 
@@ -39,11 +37,8 @@ class Aggregation:
 
     Publishing comes before persisting: after a crash in between, the 1m bars are not stored, so
     their redelivery rebuilds and republishes the same events (same ids, dropped as duplicates).
-    The consumer writes behind: a batch's bars are stored while the next batch is aggregated and
-    published, so a closing minute's 5m bar never waits for the previous minute's commit; what
-    the handler reads from storage it reads after the writes in flight. A batch that fails marks
-    its symbols dirty, and writes that fail mark every symbol (later batches were applied on top);
-    their state is reloaded from storage before the next batch, so the retry starts clean.
+    A batch that fails marks its symbols dirty; their state is reloaded from storage before the
+    next batch, so the retry starts clean.
     """
 
     def __init__(self, service: Service) -> None:
@@ -65,18 +60,10 @@ class Aggregation:
             self.state.of(history.symbol).load(history.start_ms, history.minutes, history.published)
         log.info("state restored", symbols=len(self.state.symbols))
 
-    async def written(self) -> None:
-        """The stored bars include every batch handled so far (the writes in flight are done)."""
-        await self._service.consumer_named(CONSUMER).written()
-
-    async def handle(self, events: list[BarEvent]) -> Write | None:
-        """Aggregate and publish `events`; returns their storing, for the consumer to run."""
+    async def handle(self, events: list[BarEvent]) -> None:
         events = [e for e in events if _usable(e)]
-        if not events:
-            return None
         symbols = {e.data.symbol for e in events}
         if self._dirty:
-            await self.written()
             await self.restore(self._dirty)
             self._dirty.clear()
         try:
@@ -94,26 +81,14 @@ class Aggregation:
                     for i, bar in outcome.bars
                 ]
             )
+            out = [bar for _, bar in outcome.bars]
+            await self.repo.save([*outcome.stored, *out])
         except Exception:
             self._dirty |= symbols
             raise
-        out = [bar for _, bar in outcome.bars]
         for symbol in symbols:
             self.state.of(symbol).prune()
         _count(out)
-        return self._storing([*outcome.stored, *out])
-
-    def _storing(self, bars: list[Bar]) -> Write:
-        async def store() -> None:
-            try:
-                await self.repo.save(bars)
-            except TRANSIENT_ERRORS:
-                raise  # retried in place by the consumer: the state stays ahead of storage meanwhile
-            except Exception:
-                self._dirty |= set(self.state.symbols)
-                raise
-
-        return store
 
     async def _load_history(self, events: list[BarEvent]) -> None:
         """Load the stored weeks that late minutes in `events` fall into."""
@@ -123,8 +98,6 @@ class Aggregation:
             if state.needs_history(event.data.open_ms):
                 start = bucket_start(event.data.open_ms, "1w")
                 earliest[state.symbol] = min(start, earliest.get(state.symbol, start))
-        if earliest:
-            await self.written()
         for symbol, start in earliest.items():
             state = self.state.of(symbol)
             assert state.horizon is not None
@@ -180,15 +153,10 @@ def build_service(settings: AggregatorSettings) -> Service:
         await aggregation.restore()
 
     @service.consumer(
-        name=CONSUMER,
-        stream="BARS",
-        subject="bars.1m.*",
-        model=BarEvent,
-        batch_size=settings.aggregator_batch_size,
-        write_behind=True,
+        name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=settings.aggregator_batch_size
     )
-    async def on_bars(events: list[BarEvent]) -> Write | None:
-        return await aggregation.handle(events)
+    async def on_bars(events: list[BarEvent]) -> None:
+        await aggregation.handle(events)
 
     for interval in HIGHER_INTERVALS:
         service.publishes(f"bars.{interval}.*", BarEvent, f"{interval} bars aggregated from 1m bars")

@@ -46,9 +46,7 @@ def build_service(settings: RiskSettings) -> Service:
     limits = settings.limits()
     warnings = enforce(limits, settings.symbols)
     service = Service("risk", settings, migrations="tradebus_risk.migrations")
-    desk = Desk(
-        lambda: service.pool, lambda: service.publisher, limits, held_bars=lambda: service.consumer_named("bars-1m")
-    )
+    desk = Desk(lambda: service.pool, lambda: service.publisher, limits, held_bars=lambda: service.held("bars-1m"))
 
     start_at = DeliverPolicy(settings.risk_deliver_policy)
 
@@ -94,7 +92,7 @@ def build_service(settings: RiskSettings) -> Service:
             log.warning("risk preflight", setting=finding.setting, finding=finding.message)
         js = service.broker.connection.jetstream()
         for name in ("signals", "bars-1m"):
-            consumer = service.consumer_named(name)
+            consumer = service.held(name)
             await rewind_unacked(js, consumer.stream, consumer.durable)
         await desk.start()
 

@@ -11,7 +11,6 @@ from fastapi import HTTPException, Query
 from fastapi.responses import Response
 
 from tradebus import subjects
-from tradebus.bus import TRANSIENT_ERRORS, Write
 from tradebus.events import BarEvent, Signal, SignalEvent
 from tradebus.logging import get_logger
 from tradebus.service import Service
@@ -53,7 +52,7 @@ def build_service(settings: SignalSettings) -> Service:
     window = settings.signal_window_bars
     engine = SignalEngine(horizons, params, window, observe=COMPUTE_SECONDS.observe)
     stale_symbols: set[str] = set()
-    """Symbols whose in-memory state may be ahead of the database after a failed batch or write."""
+    """Symbols whose in-memory state may be ahead of the database after a failed batch."""
 
     def repo() -> Repository:
         return Repository(service.pool)
@@ -79,35 +78,21 @@ def build_service(settings: SignalSettings) -> Service:
         model=BarEvent,
         batch_size=500,
         accept=lambda subject: engine.accepts(_interval_of(subject)),
-        write_behind=True,
     )
-    async def on_bars(events: list[BarEvent]) -> Write:
+    async def on_bars(events: list[BarEvent]) -> None:
         """Publish first, then store: a crash in between republishes the same ids on redelivery
-        (JetStream and consumers drop them), while the reverse order could lose signals. The
-        consumer stores behind: a chunk is stored while the next one's signals are computed and
-        published, so a signal never waits for the previous chunk's commit."""
+        (JetStream and consumers drop them), while the reverse order could lose signals."""
         if stale_symbols:
-            await service.consumer_named("bars").written()  # reloaded from what is stored, all of it
             await reload(set(stale_symbols))
             stale_symbols.clear()
         try:
             out = await publish_as_computed(events)
+            await repo().store(out.bars, out.signals, window)
         except Exception:
             stale_symbols.update(e.data.symbol for e in events)
             raise
-
-        async def store() -> None:
-            try:
-                await repo().store(out.bars, out.signals, window)
-            except TRANSIENT_ERRORS:
-                raise  # retried in place by the consumer: the state stays ahead of storage meanwhile
-            except Exception:
-                stale_symbols.update(engine.symbols)  # later chunks were computed on top of this one
-                raise
-            for event in out.signals:
-                SIGNALS.labels(event.data.symbol, event.data.state.value).inc()
-
-        return store
+        for event in out.signals:
+            SIGNALS.labels(event.data.symbol, event.data.state.value).inc()
 
     async def publish_as_computed(events: list[BarEvent]) -> EngineOutput:
         """The chunk's signals, each slice published while the next is computed; returns when

@@ -53,11 +53,6 @@ class SignalEngine:
         self._scored: dict[tuple[str, Interval], ScoredHorizon] = {}
         """Each series' scored view, dropped when the series changes."""
 
-    @property
-    def symbols(self) -> set[str]:
-        """Every symbol the engine holds a series of."""
-        return {symbol for symbol, _ in self._series}
-
     def accepts(self, interval: str) -> bool:
         return interval in self.horizons
 

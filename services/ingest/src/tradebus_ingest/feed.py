@@ -169,7 +169,7 @@ class ReplayFeed:
         after = {c.symbol: datetime_to_ms(c.open_time) for c in checkpoints}
         self._status.state = FeedState.CATCHING_UP
 
-        async def stored(batch: list[Bar]) -> None:
+        async def checkpointed(batch: list[Bar]) -> None:
             await self._repository.advance(batch)
             self._status.record(batch)
 
@@ -177,6 +177,6 @@ class ReplayFeed:
             self._status.replay = report
 
         self._status.replay = await replay_files(
-            self._files, self._publisher, speed=self._speed, after=after, on_batch=stored, on_progress=progress
+            self._files, self._publisher, speed=self._speed, after=after, on_batch=checkpointed, on_progress=progress
         )
         self._status.state = FeedState.IDLE

@@ -6,10 +6,22 @@ order (a consumer off the latency path may linger instead: pull what is there, w
 again; or linger only while it catches up on replayed history). Durables ack all: one ack of a
 chunk's last delivery settles the chunk once every message in it is done (half the server's work
 per message of an ack each); a consumer that holds deliveries back acks each one explicitly
-instead. A message that cannot be decoded, or that keeps failing its handler, is parked on
+instead.
+
+Nothing delivered is lost, whatever stops: a consumer starts by rewinding its durable to the ack
+floor when anything was delivered and not acked (a crash, a stop with deliveries queued), so it
+comes again in stream order before anything newer; while it runs, it checks that deliveries come
+without a gap (a reconnect or a nats-server restart drops those in flight) and rewinds the same
+way when they do not, so an ack-all never covers a message that was not handled. What comes
+again and was handled already in this run is skipped; what a previous process handled but never
+acked is handled again, and services recognise it (idempotent writes, deterministic event ids).
+
+A message that cannot be decoded, or that keeps failing its handler, is parked on
 `dlq.<service>` with the reason and counted, so a consumer never stops on a message. Failures
 of the database or the bus itself are not the message's fault: those are retried in place, never
-dead-lettered, and nothing later overtakes.
+dead-lettered, and nothing later overtakes. A permanent refusal (a subject the server will not
+take, a payload too large, no stream) is the message's fault: it is dead-lettered after
+`MAX_ATTEMPTS`, never retried forever.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 from pydantic import ValidationError
 
 from tradebus import metrics, subjects
@@ -52,15 +64,38 @@ HELD_ACK_WAIT_S: Final = 600.0
 stream); the server would send each again every `ack_wait`, to be decoded and skipped."""
 
 TRANSIENT_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    OSError,
-    asyncio.TimeoutError,
+    ConnectionError,
+    TimeoutError,  # asyncio's and nats-py's timeouts are TimeoutError too
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
-    nats.errors.Error,
-    nats.js.errors.Error,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.ServiceUnavailableError,
 )
-"""Failures of the infrastructure, not of the message: retried forever, never dead-lettered."""
+"""Failures of the infrastructure that heal (a connection lost, a timeout, the database or JetStream
+unavailable for now): retried in place forever, never dead-lettered. Anything else — a refused
+publish, a bad subject, a payload too large, a bug — is the message's, see `is_transient`."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is an outage to wait out rather than a failure of the message."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    # asyncpg reports a connection lost mid-query, or a pool closing under it, as InterfaceError
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
+
+class PublishRefused(nats.errors.Error):
+    """The server will not take a publish (permissions, payload, no stream): retrying cannot help."""
 
 
 async def ensure_streams(js: JetStreamContext, specs: Iterable[subjects.StreamSpec] = subjects.STREAMS) -> None:
@@ -146,6 +181,9 @@ class Publisher:
             try:
                 await asyncio.wait_for(acks.done, self._ack_timeout_s)
             except TimeoutError:
+                refused = _permission_refused(self._nc, published)
+                if refused:
+                    raise PublishRefused(refused) from None
                 raise nats.errors.TimeoutError from None
         finally:
             del self._waiting[batch]
@@ -174,22 +212,36 @@ class Publisher:
             acks.done.set_result(None)
 
 
+JS_TEMPORARILY_UNAVAILABLE: Final = 10008
+"""JetStream's error code for "JetStream system temporarily unavailable" (other 503s, such as a
+stream's limits, are refusals)."""
+
+
 def _ack_error(msg: Msg) -> nats.errors.Error | None:
     """What a JetStream publish ack reports as failed, or None for a stored (or duplicate) message."""
-    if not msg.data:  # a status alone: no stream takes the subject (503), or another refusal
+    if not msg.data:  # a status alone: no stream takes the subject (503 no responders), or another refusal
         headers = msg.headers or {}
         status = headers.get("Status", "")
         if status == "503":
-            return nats.js.errors.NoStreamResponseError()
-        return nats.js.errors.APIError(
-            code=int(status) if status.isdigit() else None, description=headers.get("Description")
-        )
+            return PublishRefused("no stream takes the subject (no responders)")
+        return PublishRefused(f"publish refused: status {status} {headers.get('Description', '')}".strip())
     error = orjson.loads(msg.data).get("error") if b'"error"' in msg.data else None
     if not error:
         return None
-    return nats.js.errors.APIError(
-        code=error.get("code"), err_code=error.get("err_code"), description=error.get("description")
-    )
+    if error.get("err_code") == JS_TEMPORARILY_UNAVAILABLE:  # a restart, an election: it heals
+        return nats.js.errors.ServiceUnavailableError(
+            code=503, err_code=error.get("err_code"), description=error.get("description")
+        )
+    return PublishRefused(f"publish refused: {error.get('code')} {error.get('description')}")
+
+
+def _permission_refused(nc: NatsClient, subjects_published: Collection[str]) -> str | None:
+    """The server's permissions violation for one of `subjects_published`, if that is why no ack
+    came (the server drops such a publish and tells only the connection's error callback)."""
+    error = str(nc.last_error or "")
+    if "permissions violation" not in error.lower():
+        return None
+    return error if any(subject in error for subject in subjects_published) else None
 
 
 class BatchConsumer(Generic[E]):
@@ -248,13 +300,15 @@ class BatchConsumer(Generic[E]):
         self._holds = holds
         self._ack_all = not holds
         """Whether one ack of a chunk's last delivery settles the whole chunk (the durable's policy)."""
+        self._deliveries = _Deliveries()
         self._held: dict[str, Msg] = {}
         """Deliveries the handler holds back (event id → newest delivery), acked by `release`."""
 
     async def ensure(self, js: JetStreamContext, server: tuple[int, int] = (0, 0)) -> None:
         """Create the durable, or adopt the existing one as it is (its start position and ack
         policy are its own: a rewound durable, one made by an older version), narrowing only
-        its filter when ours changed.
+        its filter when ours changed; an existing one with deliveries never acked (a previous
+        process crashed or stopped holding them) is rewound first, so they come again in order.
 
         `filter_subjects` narrow the durable on servers that support several filters (2.10+), so
         the server never sends what the handler drops; older servers get `subject` and `accept`
@@ -273,17 +327,36 @@ class BatchConsumer(Generic[E]):
         else:
             if narrowed and (info.config.filter_subjects or []) != wanted:
                 info = await js.add_consumer(self.stream, config=narrow(info.config))
+            if info.num_ack_pending:
+                info = await rewind(js, info)
+                metrics.CONSUMER_REWINDS.labels(self.service, self.name).inc()
         self._ack_all = info.config.ack_policy == AckPolicy.ALL
         if self._holds and self._ack_all:
             raise RuntimeError(f"durable {self.durable} acks all; delete it so that it can hold deliveries back")
+        self._deliveries.expected = _next_delivery(info)
 
     async def run(self, nc: NatsClient) -> None:
         """Pull continuously until `stop()`: one outstanding pull request, messages handled as
         they arrive, in chunks of whatever has arrived (so batches grow under load and a lone
-        live message is handled at once — FastStream's batch fetch waits for a full batch)."""
-        await self.ensure(nc.jetstream(), server_version(nc))  # again: a restarted loop may find it deleted
+        live message is handled at once — FastStream's batch fetch waits for a full batch).
+        Deliveries with a gap rewind the durable to its ack floor and pull on from there."""
+        js = nc.jetstream()
+        await self.ensure(js, server_version(nc))  # again: a restarted loop may find it deleted, or unacked
+        while not self._stopping.is_set():
+            try:
+                await self._pull(nc)
+            except _Gap:
+                await nc.flush()  # the acks sent so far reach the server before its floor is read
+                info = await rewind(js, await js.consumer_info(self.stream, self.durable))
+                self._deliveries.expected = _next_delivery(info)
+                metrics.CONSUMER_REWINDS.labels(self.service, self.name).inc()
+
+    async def _pull(self, nc: NatsClient) -> None:
+        """One run of pull requests on an inbox of its own (a rewind leaves the old one's
+        deliveries behind)."""
         batch_size = self.batch_size
-        queue = self._queue
+        queue: asyncio.Queue[Msg | None] = asyncio.Queue()
+        self._queue = queue
 
         async def enqueue(msg: Msg) -> None:
             queue.put_nowait(msg)
@@ -322,8 +395,8 @@ class BatchConsumer(Generic[E]):
                 chunk.append(queue.get_nowait())
             data, done = _split(chunk)
             received += len(data)
-            if data:
-                await self.consume(data)
+            if data and not await self.consume(data):
+                raise _Gap
             if done:
                 return received
             if streaming and self._lingering and len(data) < batch_size:
@@ -331,14 +404,18 @@ class BatchConsumer(Generic[E]):
         return received
 
     def stop(self) -> None:
-        """Finish the chunk in hand, then stop pulling."""
+        """Finish the chunk in hand, then stop pulling (what was delivered and not handled comes
+        again to the next instance: it starts by rewinding to the ack floor)."""
         self._stopping.set()
         self._queue.put_nowait(None)
 
-    async def consume(self, batch: Sequence[Msg]) -> None:
+    async def consume(self, batch: Sequence[Msg]) -> bool:
         """Handle a chunk in stream order, then settle it: with an ack-all durable one ack of its
-        last delivery, so nothing in it is acked before everything before it is done."""
+        last delivery, so nothing in it is acked before everything before it is done. Returns
+        False when the deliveries had a gap: what came before it is handled and settled, the rest
+        is left for the rewind."""
         self.last_batch_at = datetime.now(tz=UTC)
+        batch, last, top, gap = self._in_order(batch)
         for subject, count in Counter(msg.subject for msg in batch).items():
             metrics.BUS_IN.labels(self.service, subject).inc(count)
         good: list[tuple[E, Msg]] = []
@@ -354,8 +431,40 @@ class BatchConsumer(Generic[E]):
         try:
             held = await self._handle(good) if good else ()
         except _Interrupted:
-            return  # stopping during an outage: nothing of the chunk is acked, all of it comes again
-        await self._settle(batch, good, held)
+            return True  # stopping during an outage: nothing of the chunk is acked, all of it comes again
+        self._deliveries.handled_through = top
+        await self._settle(batch, last, good, held)
+        return not gap
+
+    def _in_order(self, batch: Sequence[Msg]) -> tuple[list[Msg], Msg | None, int, bool]:
+        """The chunk's deliveries up to the first gap in the consumer's delivery sequence, less
+        what an ack-all consumer handled already in this run (sent again: an ack lost in a
+        reconnect, an ack_wait that ran out); the delivery with the highest stream sequence (what
+        an ack-all acks) and that sequence; and whether there was a gap."""
+        deliveries = self._deliveries
+        skip_seen = self._ack_all
+        fresh: list[Msg] = []
+        last: Msg | None = None
+        top = deliveries.handled_through
+        gap = False
+        for msg in batch:
+            stream_seq, consumer_seq = _sequences(msg)
+            if consumer_seq != deliveries.expected:
+                log.warning(
+                    "deliveries have a gap; rewinding to the ack floor",
+                    consumer=self.name, expected=deliveries.expected, got=consumer_seq,
+                )  # fmt: skip
+                gap = True
+                break
+            deliveries.expected = consumer_seq + 1
+            if stream_seq > top:
+                top, last = stream_seq, msg
+            elif skip_seen:
+                if last is None:
+                    last = msg
+                continue
+            fresh.append(msg)
+        return fresh, last, top, gap
 
     async def _handle(self, good: list[tuple[E, Msg]]) -> Collection[str]:
         """The handler on the whole chunk; when that fails, on each event alone."""
@@ -372,24 +481,28 @@ class BatchConsumer(Generic[E]):
         return held
 
     async def _retry_one(self, event: E, msg: Msg) -> Collection[str]:
-        """One event alone; its log lines (the handler's too) carry its trace id. A failure of the
+        """One event alone; its log lines (the handler's too) carry its trace id. An outage of the
         database or the bus is retried in place, with backoff, until it passes (nothing later is
-        handled first: order holds); a failure of the message itself dead-letters it after
-        `MAX_ATTEMPTS`."""
+        handled first: order holds); any other failure — the message's own, or a permanent
+        refusal of what it publishes — dead-letters it after `MAX_ATTEMPTS`."""
         attempts = outages = 0
         while True:
             try:
                 return await self.handler([event]) or ()
-            except TRANSIENT_ERRORS as exc:
-                outages += 1
-                log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))
-                if await self._stopped_within(_backoff(outages)):
-                    raise _Interrupted from exc
-            except Exception as exc:  # noqa: BLE001 - a message never kills the consumer
+            except Exception as exc:  # a message never kills the consumer
+                if is_transient(exc):
+                    outages += 1
+                    log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))
+                    if await self._stopped_within(_backoff(outages)):
+                        raise _Interrupted from exc
+                    continue
                 attempts += 1
                 if attempts == MAX_ATTEMPTS:
-                    await self._dead_letter(msg, "handler_error", repr(exc))
+                    reason = "refused" if isinstance(exc, PublishRefused) else "handler_error"
+                    await self._dead_letter(msg, reason, repr(exc))
                     return ()
+                if await self._stopped_within(_backoff(attempts)):
+                    raise _Interrupted from exc
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:
@@ -398,12 +511,16 @@ class BatchConsumer(Generic[E]):
             return False
         return True
 
-    async def _settle(self, batch: Sequence[Msg], good: list[tuple[E, Msg]], held: Collection[str]) -> None:
-        """Ack what is done; keep what the handler holds back for `release`."""
+    async def _settle(
+        self, batch: Sequence[Msg], last: Msg | None, good: list[tuple[E, Msg]], held: Collection[str]
+    ) -> None:
+        """Ack what is done (with an ack-all durable, `last` settles everything up to it); keep
+        what the handler holds back for `release`."""
         if self._ack_all:
             if held:
                 raise TypeError(f"consumer {self.name} acks all: its handler may not hold deliveries back")
-            await batch[-1].ack()
+            if last is not None:
+                await last.ack()
             return
         kept = {id(msg) for event, msg in good if event.event_id in held}
         for event, msg in good:
@@ -469,6 +586,61 @@ def _split(chunk: list[Msg | None]) -> tuple[list[Msg], bool]:
         elif msg.headers.get("Status") in _REQUEST_DONE:
             done = True
     return data, done
+
+
+@dataclasses.dataclass(slots=True)
+class _Deliveries:
+    """Where a consumer stands in its durable's deliveries."""
+
+    expected: int = 1
+    """The consumer sequence the next delivery must carry (the server counts every delivery)."""
+    handled_through: int = 0
+    """The highest stream sequence handled (or settled) by this process."""
+
+
+def _sequences(msg: Msg) -> tuple[int, int]:
+    """(stream sequence, consumer sequence) of a JetStream delivery, read off its reply subject
+    (nats-py's `metadata` builds a timestamp and an object for each)."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+        return int(tokens[5]), int(tokens[6])
+    if len(tokens) >= 11:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.…
+        return int(tokens[7]), int(tokens[8])
+    raise nats.errors.NotJSMessageError
+
+
+async def rewind(js: JetStreamContext, info: ConsumerInfo) -> ConsumerInfo:
+    """Recreate a durable to start at its ack floor + 1: everything not acked comes again, in
+    stream order, before anything newer (JetStream itself would redeliver it only after its
+    ack_wait, and after the newer messages). Sound while one process consumes the durable (the
+    service's instance lease). A durable that never acked and did not start at a known sequence
+    (deliver NEW or LAST) cannot be placed: it is left as it is."""
+    config = info.config
+    floor = info.ack_floor.stream_seq if info.ack_floor else 0
+    if floor:
+        start = floor + 1
+    elif config.deliver_policy == DeliverPolicy.ALL:
+        start = 1
+    elif config.deliver_policy == DeliverPolicy.BY_START_SEQUENCE and config.opt_start_seq:
+        start = config.opt_start_seq
+    else:
+        log.warning("durable never acked and has no known start; not rewound", durable=config.durable_name)
+        return info
+    config = dataclasses.replace(
+        config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start, opt_start_time=None
+    )
+    await js.delete_consumer(info.stream_name, info.name)
+    info = await js.add_consumer(info.stream_name, config=config)
+    log.warning("durable rewound to redeliver unacked messages in order", durable=info.name, start_seq=start)
+    return info
+
+
+def _next_delivery(info: ConsumerInfo) -> int:
+    return (info.delivered.consumer_seq if info.delivered else 0) + 1
+
+
+class _Gap(Exception):
+    """Deliveries came with a gap: the durable must be rewound before pulling on."""
 
 
 class _Interrupted(Exception):

@@ -24,6 +24,11 @@ DB_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "tradebus_consumer_lag_messages", "Messages pending for a durable consumer.", ["service", "consumer"]
 )
+CONSUMER_REWINDS = Counter(
+    "tradebus_consumer_rewinds_total",
+    "Durables rewound to their ack floor: deliveries never acked (a restart) or a gap in them (a reconnect).",
+    ["service", "consumer"],
+)
 SERVICE_UP = Gauge("tradebus_service_ready", "1 while the service's readiness checks pass.", ["service"])
 
 

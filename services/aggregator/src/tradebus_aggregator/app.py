@@ -36,7 +36,8 @@ class Aggregation:
     """Runs the state machine over consumed batches: load history, publish, then persist.
 
     Publishing comes before persisting: after a crash in between, the 1m bars are not stored, so
-    their redelivery rebuilds and republishes the same events (same ids, dropped as duplicates).
+    their redelivery (the shared consumer rewinds to its ack floor when it starts) rebuilds and
+    republishes the same events (same ids, dropped as duplicates).
     A batch that fails marks its symbols dirty; their state is reloaded from storage before the
     next batch, so the retry starts clean.
     """

@@ -26,7 +26,6 @@ from tradebus.service import CheckResult, Service
 from tradebus_risk.desk import Desk
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
-from tradebus_risk.rewind import rewind_unacked
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, position_view, trade_view
 
@@ -90,11 +89,7 @@ def build_service(settings: RiskSettings) -> Service:
     async def load() -> None:
         for finding in warnings:
             log.warning("risk preflight", setting=finding.setting, finding=finding.message)
-        js = service.broker.connection.jetstream()
-        for name in ("signals", "bars-1m"):
-            consumer = service.held(name)
-            await rewind_unacked(js, consumer.stream, consumer.durable)
-        await desk.start()
+        await desk.start()  # the shared consumer rewinds what a previous instance left unacked
 
     @service.background
     async def send_outbox() -> None:

@@ -20,7 +20,7 @@ A held bar's delivery is never given back while this desk lives: the desk keeps 
 holds (`_holding`) apart from the state it may drop, and puts them back into a reloaded state.
 Giving them back instead (a nak) would bring them again after the newer bars already in flight,
 and the merge relies on each stream arriving in order. The deliveries of a killed instance are
-redelivered only after ack_wait, after newer ones; `rewind.rewind_unacked` therefore restarts a
+redelivered only after ack_wait, after newer ones; the shared consumer (`tradebus.bus.rewind`) therefore restarts a
 durable that has unacked messages at its ack floor + 1 before the consumers start, so all of
 them come again in stream order (applied bars are skipped by `bar_applied`, decided signals by
 their audit row). That is sound because risk runs as ONE instance (the book lock serialises
@@ -49,7 +49,7 @@ The durable `bar_applied` and `bar_seen` of a quiet symbol may then lag the memo
 next transaction touching the symbol (any signal decided for it, any loud bar of it) saves the
 memory copy, and a holding or a pending order of a symbol only ever appears in such a
 transaction, so the lag exists only while the durable book has neither for the symbol. A quiet
-bar is seen again only after a crash (`rewind_unacked` restarts a durable at its ack floor,
+bar is seen again only after a crash (`tradebus.bus.rewind` restarts a durable at its ack floor,
 which held replay bars or in-flight ones keep below acked quiet bars) or as a late copy after
 a reload (a failed transaction drops the memory copy); it is then newer than the durable
 `bar_applied` and applied again, and that is still a no-op:

@@ -89,7 +89,7 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
 
         async with httpx.AsyncClient(timeout=2) as client:
             for url in urls.values():
-                assert await _ready(client, url)
+                assert await _ready(client, url), (await client.get(f"{url}/health/ready")).text
 
             async def bars_flowing() -> bool:
                 return bool(bars)

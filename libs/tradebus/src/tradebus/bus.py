@@ -301,6 +301,8 @@ class BatchConsumer(Generic[E]):
         self._ack_all = not holds
         """Whether one ack of a chunk's last delivery settles the whole chunk (the durable's policy)."""
         self._deliveries = _Deliveries()
+        self.gate: asyncio.Event | None = None
+        """When set by the service, chunks are handled only while it is set (the instance lease)."""
         self._held: dict[str, Msg] = {}
         """Deliveries the handler holds back (event id → newest delivery), acked by `release`."""
 
@@ -415,6 +417,8 @@ class BatchConsumer(Generic[E]):
         False when the deliveries had a gap: what came before it is handled and settled, the rest
         is left for the rewind."""
         self.last_batch_at = datetime.now(tz=UTC)
+        if self.gate is not None and not self.gate.is_set():
+            await self.gate.wait()
         batch, last, top, gap = self._in_order(batch)
         for subject, count in Counter(msg.subject for msg in batch).items():
             metrics.BUS_IN.labels(self.service, subject).inc(count)
@@ -495,6 +499,8 @@ class BatchConsumer(Generic[E]):
                     log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))
                     if await self._stopped_within(_backoff(outages)):
                         raise _Interrupted from exc
+                    if self.gate is not None and not self.gate.is_set():
+                        await self.gate.wait()
                     continue
                 attempts += 1
                 if attempts == MAX_ATTEMPTS:

@@ -5,6 +5,10 @@ A service declares its consumers, readiness checks, background loops and HTTP ro
 then the service's own state, then consumers) and of shutdown (consumers stop first, the
 service persists, connections close last), the health endpoints, `/metrics`, the heartbeat on
 `telemetry.heartbeat.<service>` and the OpenAPI and AsyncAPI documents.
+
+One instance of a service is active at a time (`tradebus.lease`): a second one waits as a
+standby — its health endpoints answer, readiness says who is active, its other routes answer
+503 — and takes over, loading state and starting consumers, when the active one stops or dies.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Final, TypeVar
 
 import asyncpg
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI, get_asyncapi_html
@@ -32,6 +36,7 @@ from nats.js.api import DeliverPolicy
 from tradebus import db, metrics, subjects
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
+from tradebus.lease import InstanceLease, LeaseLost
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import Settings, port_for
 from tradebus.timeframes import datetime_to_ms
@@ -41,7 +46,12 @@ log = get_logger(__name__)
 E = TypeVar("E", bound=Envelope)
 Hook = Callable[[], Awaitable[None]]
 
-CORE_CHECKS: Final = ("bus", "database", "consumers")
+CORE_CHECKS: Final = ("bus", "database", "consumers", "lease")
+FENCED_EXIT_CODE: Final = 75
+"""Exit status of a process fenced off by another instance's take-over (its supervisor restarts
+it, as a standby)."""
+ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/openapi.json")
+"""Routes a standby serves too; the service's own answer 503 until it is active."""
 STOP_TIMEOUT_S: Final = 10.0
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 """Collector thresholds once a service runs: every decoded message allocates a few dozen objects,
@@ -92,6 +102,10 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer_tasks: list[asyncio.Task[None]] = []
         self._consuming = False
+        self._lease: InstanceLease | None = None
+        self._standby: asyncio.Task[None] | None = None
+        self._active = False
+        self._fenced = ""
         self.stopping = asyncio.Event()
 
     # ----------------------------------------------------------------- declarations
@@ -218,23 +232,65 @@ class Service:
         js = self.broker.connection.jetstream()
         await ensure_streams(js)
         self._publisher = Publisher(self.broker.connection, self.name)
+        self._lease = InstanceLease(
+            self.settings.database_url, service=self.name, schema=self.name, instance=self.instance
+        )
+        if await self._lease.try_acquire():
+            await self._activate()
+            return
+        holder = await self._lease.holder()
+        log.warning(
+            "another instance is active; this one waits as a standby and takes over when it stops",
+            active=holder.describe() if holder else "unknown",
+            instance=self.instance,
+        )
+        self._standby = asyncio.create_task(self._take_over())
+
+    async def _take_over(self) -> None:
+        assert self._lease is not None
+        await self._lease.acquire()
+        log.warning("taking over as the active instance", instance=self.instance, epoch=self._lease.epoch)
+        await self._activate()
+
+    async def _activate(self) -> None:
+        """Load state and start consuming: only the lease holder does."""
+        assert self._lease is not None
         for hook in self._startup:
             await hook()
         await self.broker.start()  # FastStream subscribers a service registers itself (not hot paths)
         nc = self.broker.connection
+        js = nc.jetstream()
         for consumer in self._consumers:  # durables exist when start() returns: nothing published is missed
+            consumer.gate = self._lease.held
             await consumer.ensure(js, server_version(nc))
         pulls = [functools.partial(consumer.run, nc) for consumer in self._consumers]
         self._consumer_tasks = [asyncio.create_task(self._supervise(pull)) for pull in pulls]
         self._consuming = True
-        loops = (self._heartbeat, self._watch_lag, *self._loops)
+        self._active = True
+        loops = (self._heartbeat, self._watch_lag, self._watch_lease, *self._loops)
         self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
         if self._own_process:
             _settle_heap()
         log.info("service started", instance=self.instance, consumers=[c.name for c in self._consumers])
 
+    async def _watch_lease(self) -> None:
+        """Pause while the lease's connection is lost; stop for good when another instance took over."""
+        assert self._lease is not None
+        try:
+            await self._lease.watch()
+        except LeaseLost as exc:
+            self._fenced = str(exc)
+            log.error("fenced off: stopping without writing anything more", reason=self._fenced)
+            for consumer in self._consumers:
+                consumer.stop()
+            if self._own_process:
+                os._exit(FENCED_EXIT_CODE)
+
     async def stop(self) -> None:
         self.stopping.set()
+        if self._standby is not None:
+            self._standby.cancel()
+            await asyncio.gather(self._standby, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -248,11 +304,13 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._consumer_tasks, return_exceptions=True)
         self._consuming = False
-        for hook in self._shutdown:
+        for hook in self._shutdown if self._active and not self._fenced else ():
             try:
                 await hook()
             except Exception:
                 log.exception("shutdown hook failed", hook=getattr(hook, "__name__", repr(hook)))
+        if self._lease is not None:
+            await self._lease.release()
         await self.broker.stop()
         if self._pool is not None:
             await self._pool.close()
@@ -313,6 +371,7 @@ class Service:
             "bus": self._bus_check(),
             "database": await self._database_check(),
             "consumers": self._consumers_check(),
+            "lease": await self._lease_check(),
         }
         critical = set(CORE_CHECKS)
         for name, (fn, is_critical) in self._checks.items():
@@ -344,6 +403,23 @@ class Service:
             return CheckResult(False, f"database unreachable: {exc!r}")
         return CheckResult(True, "database answers")
 
+    async def _lease_check(self) -> CheckResult:
+        lease = self._lease
+        if self._fenced:
+            return CheckResult(False, f"fenced off: {self._fenced}")
+        if lease is None:
+            return CheckResult(False, "not started")
+        if lease.held.is_set():
+            return CheckResult(True, f"active instance {self.instance} (epoch {lease.epoch})")
+        if self._active:
+            return CheckResult(False, "lease connection lost: handling paused until it is held again")
+        try:
+            holder = await lease.holder()
+        except Exception as exc:  # noqa: BLE001 - the database may be down; say so
+            return CheckResult(False, f"standby; the active instance is unknown: {exc!r}")
+        active = holder.describe() if holder else "unknown"
+        return CheckResult(False, f"standby: {active} is active; this one takes over when it stops")
+
     def _consumers_check(self) -> CheckResult:
         if not self._consumers:
             return CheckResult(True, "no consumers")
@@ -369,6 +445,14 @@ class Service:
 
         app = FastAPI(title=f"tradebus {self.name}", version=self.version, lifespan=lifespan)
         app.include_router(self.router)
+
+        @app.middleware("http")
+        async def standby_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            waiting = self._standby is not None and not self._active
+            if not (waiting or self._fenced) or request.url.path.startswith(ALWAYS_SERVED):
+                return await call_next(request)
+            _, checks = await self.readiness()
+            return JSONResponse({"detail": checks["lease"].detail}, status_code=503)
 
         @app.get("/health/live", tags=["health"])
         async def live() -> dict[str, str]:

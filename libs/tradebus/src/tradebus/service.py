@@ -73,8 +73,12 @@ class Service:
         self.instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = datetime.now(tz=UTC)
         self._started_ms = datetime_to_ms(self.started_at)
-        self.login = natsauth.settings_login(settings, name)
-        """Its own NATS user (DESIGN.md "Who may publish what"); None only where auth is off."""
+        self._login_error: natsauth.CredentialsError | None = None
+        try:
+            self.login = natsauth.settings_login(settings, name)
+            """Its own NATS user (DESIGN.md "Who may publish what"); None only where auth is off."""
+        except natsauth.CredentialsError as exc:  # reported by start(), as a refused login is
+            self.login, self._login_error = None, exc
         self._nats_url = natsauth.strip_userinfo(settings.nats_url) if self.login else settings.nats_url
         self.broker = NatsBroker(
             self._nats_url,
@@ -277,6 +281,8 @@ class Service:
         async def quiet(_: Exception) -> None:
             """nats-py would print a traceback of each failed attempt."""
 
+        if self._login_error is not None:
+            raise natsauth.LoginRefused(f"{self.name}: {self._login_error}; set NATS_USER / NATS_PASSWORD")
         options: dict[str, Any] = self.login.connect_options() if self.login else {}
         try:
             nc = await nats.connect(

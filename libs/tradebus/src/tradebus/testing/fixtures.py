@@ -26,6 +26,7 @@ from nats.aio.client import Client
 
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
 from tradebus.natsauth import ADMIN, Credentials
+from tradebus.testing import close_admin_clients
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -50,6 +51,13 @@ def nats_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crede
 def login_url(url: str, credentials: Credentials, user: str = ADMIN) -> str:
     """`url` with `user`'s credentials in it (`nats://user:password@host:port`)."""
     return url.replace("nats://", f"nats://{user}:{credentials.password(user)}@", 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _admin_clients() -> AsyncIterator[None]:
+    """Closes the connections `tradebus.testing.admin_publisher` kept for the run."""
+    yield
+    await close_admin_clients()
 
 
 @pytest.fixture(scope="session")

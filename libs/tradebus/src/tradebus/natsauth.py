@@ -226,6 +226,13 @@ def strip_userinfo(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
 
 
+def with_login(url: str, login: Login) -> str:
+    """`url` carrying `login` as `user:password@` (passwords are URL-safe: see `new_passwords`)."""
+    parts = urlsplit(strip_userinfo(url))
+    netloc = f"{login.user}:{login.password}@{parts.netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def url_login(url: str) -> Login | None:
     parts = urlsplit(url)
     return Login(parts.username, parts.password or "") if parts.username else None

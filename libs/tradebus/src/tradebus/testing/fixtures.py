@@ -25,7 +25,7 @@ import pytest
 from nats.aio.client import Client
 
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
-from tradebus.natsauth import ADMIN, Credentials
+from tradebus.natsauth import ADMIN, Credentials, Login, with_login
 from tradebus.testing import close_admin_clients
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -50,7 +50,7 @@ def nats_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crede
 
 def login_url(url: str, credentials: Credentials, user: str = ADMIN) -> str:
     """`url` with `user`'s credentials in it (`nats://user:password@host:port`)."""
-    return url.replace("nats://", f"nats://{user}:{credentials.password(user)}@", 1)
+    return with_login(url, Login(user, credentials.password(user)))
 
 
 @pytest.fixture(scope="session", autouse=True)

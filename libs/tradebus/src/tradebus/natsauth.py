@@ -61,9 +61,10 @@ EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 
 EVENT_SUBJECTS: Final[tuple[str, ...]] = tuple(subject for spec in subjects.STREAMS for subject in spec.subjects)
 PASSWORD_BYTES: Final = 32
-BCRYPT_COST: Final = 10
-"""The passwords are 256 random bits, so the hash guards the config file at rest, not against
-guessing; the server checks it on every connect (~50 ms at cost 10 on a slow core)."""
+BCRYPT_COST: Final = 8
+"""The passwords are 256 random bits: no work factor makes guessing them harder, so the hash only
+keeps them out of the server's config file. The server checks it on every connect and reconnect:
+measured 134 ms a connect at cost 10, 28 ms at 8, 3 ms without auth."""
 
 
 def inbox_prefix(user: str) -> str:

@@ -64,7 +64,7 @@ async def backfill(
 ) -> BackfillReport:
     settings = IngestSettings(symbols=tuple(symbols), backfill_days=days)  # BINANCE_* from the environment
     if not nats_answers(nats_url):
-        raise BackfillError(f"cannot reach NATS at {nats_url} (set NATS_URL, or start the stack with `tradebus up`)")
+        raise BackfillError(buslogin.unreachable(nats_url))
     try:
         pool = await db.create_pool(database_url, schema="ingest", wait_s=5.0)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

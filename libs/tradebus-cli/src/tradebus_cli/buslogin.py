@@ -30,6 +30,11 @@ def bus_url() -> str:
     return stack_url("NATS_URL", "nats", DEFAULT_NATS_URL)
 
 
+def unreachable(url: str) -> str:
+    """What a command says when nothing answers at `url` (never with the URL's password)."""
+    return f"cannot reach NATS at {natsauth.strip_userinfo(url)} (set NATS_URL, or start the stack with `tradebus up`)"
+
+
 def login_for(user: str, url: str) -> natsauth.Login | None:
     """`user`'s login (or `NATS_USER`'s) for the bus at `url`; see the module docstring for where from."""
     env = os.environ

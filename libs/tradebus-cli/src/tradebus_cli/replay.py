@@ -39,7 +39,7 @@ async def replay(
     except (OSError, ValueError) as exc:
         raise ReplayError(str(exc)) from exc
     if not nats_answers(url):
-        raise ReplayError(f"cannot reach NATS at {url} (set NATS_URL, or start the stack with `tradebus up`)")
+        raise ReplayError(buslogin.unreachable(url))
     total = _rows(files)
     try:
         client = await buslogin.connect(REPLAY_USER, url)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tradebus import natsauth
 from tradebus.settings import DEFAULT_PORTS, SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def test_each_service_runs_its_module_on_its_port(compose: dict[str, Any], name:
     service = compose["services"][name]
     port = DEFAULT_PORTS[name]
     assert service["command"] == ["python", "-m", f"tradebus_{name}"]
-    assert service["ports"] == [f"${{TRADEBUS_{name.upper()}_PORT:-{port}}}:{port}"]
+    assert service["ports"] == [f"${{TRADEBUS_BIND:-127.0.0.1}}:${{TRADEBUS_{name.upper()}_PORT:-{port}}}:{port}"]
     assert service["build"] == {"context": ".", "dockerfile": "deploy/docker/Dockerfile"}
     assert service["restart"] == "unless-stopped"
     assert seconds(service["stop_grace_period"]) >= MIN_GRACE_S
@@ -64,6 +65,27 @@ def test_each_service_reaches_the_infrastructure_by_its_compose_name(compose: di
     assert env["INGEST_SOURCE"] == "${INGEST_SOURCE:-auto}"
     assert env["TRADEBUS_API_TOKEN"] == "${TRADEBUS_API_TOKEN:-}"
     assert env["SYMBOLS"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_logs_in_to_nats_as_itself_with_only_its_own_password(compose: dict[str, Any], name: str) -> None:
+    env = compose["services"][name]["environment"]
+    assert env["NATS_USER"] == name
+    assert env["NATS_PASSWORD"].startswith(f"${{{natsauth.password_variable(name)}:?")
+    passwords = [key for key, value in env.items() if "PASSWORD" in str(value) and "NATS" in str(value)]
+    assert passwords == ["NATS_PASSWORD"]
+
+
+def test_nats_gets_a_hash_of_every_users_password_and_requires_them(compose: dict[str, Any]) -> None:
+    env = compose["services"]["nats"]["environment"]
+    assert set(env) == {natsauth.password_variable(user) for user in natsauth.USERS}
+    for user in natsauth.USERS:
+        assert env[natsauth.password_variable(user)].startswith(f"${{{natsauth.password_variable(user)}_HASH:?")
+
+
+def test_every_published_port_binds_loopback_unless_told_otherwise(compose: dict[str, Any]) -> None:
+    ports = [port for service in compose["services"].values() for port in service.get("ports", [])]
+    assert ports and all(port.startswith("${TRADEBUS_BIND:-127.0.0.1}:") for port in ports), ports
 
 
 def test_no_secret_is_written_into_the_compose_file(compose: dict[str, Any]) -> None:
@@ -101,21 +123,34 @@ def test_grafana_home_dashboard_is_one_of_the_mounted_dashboards(compose: dict[s
     assert (REPO / host_dir / home.name).is_file()
 
 
-def test_nats_runs_jetstream_with_the_mounted_config(compose: dict[str, Any]) -> None:
+def test_nats_runs_jetstream_with_the_mounted_config_and_auth_on(compose: dict[str, Any]) -> None:
     nats = compose["services"]["nats"]
-    assert nats["command"] == ["--config", "/etc/nats/nats.conf"]
+    assert nats["command"] == ["--config", "/etc/nats/auth.conf"]
     assert "./deploy/nats:/etc/nats:ro" in nats["volumes"]
     assert any(v.endswith(":/data") for v in nats["volumes"])
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1, Debian package) not installed")
 def test_docker_compose_validates_the_file(tmp_path: Path) -> None:
-    """Compose v1 checks the schema without an engine; it predates the top-level `name` key."""
+    """Compose v1 checks the schema without an engine; it predates the top-level `name` key. The
+    NATS credentials are required: with the env file `make up` writes it validates."""
     text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     v1 = tmp_path / "docker-compose.yml"
     v1.write_text(re.sub(r"(?m)^name: .*\n", "", text), encoding="utf-8")
+    credentials = natsauth.Credentials(tmp_path / "credentials")
+    credentials.generate()
     result = subprocess.run(
-        ["docker-compose", "-f", str(v1), "--project-directory", str(REPO), "config", "-q"],
+        [
+            "docker-compose",
+            "-f",
+            str(v1),
+            "--project-directory",
+            str(REPO),
+            "--env-file",
+            str(credentials.compose_env),
+            "config",
+            "-q",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

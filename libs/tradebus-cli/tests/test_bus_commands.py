@@ -49,13 +49,36 @@ async def test_tail_prints_count_events_then_exits(nats_url: str, nc: Client) ->
     assert all("bars.1m.ETHUSDT bar.closed ETHUSDT 1m 2024-01-01T00:00:00Z O=2300 H=2310" in line for line in lines)
 
 
-async def test_tail_without_a_bus_says_so() -> None:
+async def test_tail_without_a_bus_says_so_without_the_password() -> None:
     process = await asyncio.create_subprocess_exec(
-        TRADEBUS, "tail", ">", env=_env("nats://127.0.0.1:1"), stdout=asyncio.subprocess.PIPE
+        TRADEBUS, "tail", ">", env=_env("nats://reader:s3cret@127.0.0.1:1"), stdout=asyncio.subprocess.PIPE
     )
     output, _ = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 1
-    assert b"cannot reach NATS at nats://127.0.0.1:1" in output
+    assert b"cannot reach NATS at nats://127.0.0.1:1" in output and b"s3cret" not in output
+
+
+async def test_tail_reads_as_the_reader_which_may_not_watch_anothers_replies(nats_url: str) -> None:
+    """`tail` logs in as `reader` (the admin in NATS_URL is not used): another user's inbox is refused."""
+    process = await asyncio.create_subprocess_exec(
+        TRADEBUS, "tail", "_INBOX_ingest.>", env=_env(nats_url), stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 1, output
+    assert b"refused the subscription to '_INBOX_ingest.>'" in output
+
+
+async def test_a_refused_login_says_so_at_once_without_the_password(nats_url: str) -> None:
+    env = {**_env(nats_url), "NATS_PASSWORD": "not-the-password"}
+    process = await asyncio.create_subprocess_exec(
+        TRADEBUS, "tail", "bars.>", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 1, output
+    assert b"refused user 'reader'" in output and b"Traceback" not in output, output
+    assert b"NATS at nats://127.0.0.1:" in output
+    password = nats_url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password.encode() not in output
 
 
 async def test_replay_publishes_every_row_as_a_replayed_1m_bar(nats_url: str, nc: Client, data_dir: Path) -> None:

@@ -11,18 +11,24 @@ import asyncio
 import importlib.util
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 
 import httpx
+import nats
+import nats.errors
+import psutil
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from tradebus.embedded import free_port
+from tradebus.natsauth import USERS, Credentials
 from tradebus.settings import SERVICES
 from tradebus.testing import wait_for
 from tradebus_cli.rundir import ProcessRef, RunDir
+from tradebus_cli.supervisor import NATS_LOGIN_VARIABLES
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +138,57 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
     assert {name: ref.pid for name, ref in seen.items() if ref.find() is not None} == {}
     assert not run.supervisor_running()
     assert run.read_state() is None
+
+
+async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself(
+    tmp_path: Path, database_url: str
+) -> None:
+    """No NATS_URL: `up` starts an embedded nats-server with fresh credentials (0600 files in the
+    run directory) even though another server answers on 4222; nobody gets in anonymously, each
+    service's environment holds its own password and no other, and `tail` reads as `reader`."""
+    if missing := _missing_services():
+        pytest.skip(f"service packages not importable yet: {', '.join(f'tradebus_{s}' for s in missing)}")
+    run = RunDir(tmp_path / "run")
+    inherited = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", *NATS_LOGIN_VARIABLES)}
+    env = {
+        **inherited,
+        "TRADEBUS_RUN_DIR": str(run.path),
+        "TRADEBUS_LOCAL": "1",
+        "DATABASE_URL": database_url,
+        "SYMBOLS": "BTCUSDT",
+        "BACKFILL_DAYS": "0.05",
+        "HEARTBEAT_INTERVAL_S": "1",
+        "COLUMNS": "200",
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+    }
+    try:
+        code, output = await _cli("up", env=env)
+        assert code == 0, output
+        state = run.read_state()
+        assert state is not None
+        bus = state.deps["nats"]
+        assert bus.embedded and bus.credentials_dir == str(run.credentials)
+        credentials = Credentials(run.credentials)
+        assert stat.S_IMODE(run.credentials.stat().st_mode) == 0o700
+        for path in [credentials.password_file(u) for u in USERS] + [credentials.server_config]:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+        async def quiet(_: Exception) -> None:
+            """The refusal is the point."""
+
+        with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
+            await nats.connect(bus.url, allow_reconnect=False, connect_timeout=3, error_cb=quiet)
+
+        passwords = {user: credentials.password(user) for user in USERS}
+        for name, service in state.services.items():
+            assert service.process is not None
+            environ = psutil.Process(service.process.pid).environ()
+            assert (environ["NATS_USER"], environ["NATS_PASSWORD"]) == (name, passwords[name])
+            others = [user for user, password in passwords.items() if user != name and password in str(environ)]
+            assert others == [], f"{name} can read the passwords of {others}"
+
+        code, output = await _cli("tail", "telemetry.heartbeat.*", "--count", "1", "--json", env=env, timeout=60)
+        assert code == 0 and '"service.heartbeat"' in output, output
+    finally:
+        code, output = await _cli("down", env=env, timeout=60)
+    assert code == 0, output

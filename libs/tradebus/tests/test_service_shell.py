@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from tradebus import subjects
 from tradebus.events import BarEvent, BarSource, make_bar
+from tradebus.natsauth import ADMIN
 from tradebus.service import CheckResult, Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
@@ -37,7 +38,9 @@ def _bar_event(minute: int, close: str = "100.5") -> BarEvent:
 
 @pytest.fixture
 async def demo(private_nats_url: str, database_url: str):
-    settings = Settings(nats_url=private_nats_url, database_url=database_url, heartbeat_interval_s=0.2)
+    settings = Settings(
+        nats_url=private_nats_url, database_url=database_url, heartbeat_interval_s=0.2, nats_user=ADMIN
+    )  # a service not in the permission table runs only as a user named for it
     service = Service("demo", settings, migrations="migrations_demo")
     seen: list[BarEvent] = []
 

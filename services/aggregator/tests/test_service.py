@@ -17,7 +17,7 @@ from tradebus import subjects
 from tradebus.bus import encode, ensure_streams
 from tradebus.events import Bar, BarEvent, Mode
 from tradebus.service import Service
-from tradebus.testing import running, wait_for
+from tradebus.testing import admin_publisher, running, wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms, iso_utc
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,7 +70,7 @@ def make(nats_url: str, database_url: str) -> Service:
 
 async def send(service: Service, bars: list[Bar]) -> list[BarEvent]:
     events = [BarEvent.of(b, source="ingest", mode=Mode.REPLAY) for b in bars]
-    await service.publisher.publish_many((subjects.bars("1m", e.data.symbol), e) for e in events)
+    await (await admin_publisher(service)).publish_many((subjects.bars("1m", e.data.symbol), e) for e in events)
     return events
 
 
@@ -128,7 +128,9 @@ async def test_publishes_on_last_minute_in_order_revises_and_ignores_duplicates(
         assert t.events[-1][1].data.complete and t.events[-1][1].data.low == 90
 
         duplicate = BarEvent.of(minute(at(7), "90", symbol=sym), source="ingest")
-        await service.publisher.publish_raw(subjects.bars("1m", sym), encode(duplicate), "another-msg-id")
+        await (await admin_publisher(service)).publish_raw(
+            subjects.bars("1m", sym), encode(duplicate), "another-msg-id"
+        )
         await send(service, [minute(at(i), symbol=sym) for i in range(60, 65)])
         await seen(t, before + 4)
         await stored_1m(service, sym, 65)
@@ -190,7 +192,9 @@ async def test_restart_mid_bucket_neither_loses_nor_duplicates(
     async with running(make(nats_url, database_url)) as service:
         for bar in [*first_bucket, *partial]:  # redelivered after a crash, under fresh message ids
             event = BarEvent.of(bar, source="ingest")
-            await service.publisher.publish_raw(subjects.bars("1m", sym), encode(event), f"redelivery-{bar.open_ms}")
+            await (await admin_publisher(service)).publish_raw(
+                subjects.bars("1m", sym), encode(event), f"redelivery-{bar.open_ms}"
+            )
         await send(service, [minute(at(i), symbol=sym, volume="2") for i in range(8, 10)])
         await seen(t, 2)
         await stored_1m(service, sym, 10)

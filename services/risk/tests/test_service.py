@@ -22,7 +22,7 @@ from tradebus import subjects
 from tradebus.bus import encode
 from tradebus.events import Envelope, Mode, SignalState
 from tradebus.service import Service
-from tradebus.testing import running, wait_for
+from tradebus.testing import admin_publisher, running, wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_risk.app import build_service
 from tradebus_risk.settings import RiskSettings
@@ -126,7 +126,7 @@ async def _publish(service: Service, events: Sequence[Envelope]) -> None:
         data = e.data  # type: ignore[attr-defined]
         return subjects.bars("1m", data.symbol) if e.event_type == "bar.closed" else subjects.signals(data.symbol)
 
-    await service.publisher.publish_many((subject(e), e) for e in events)
+    await (await admin_publisher(service)).publish_many((subject(e), e) for e in events)
 
 
 async def _until_count(seen: list, n: int) -> None:

@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 from tradebus import subjects
 from tradebus.bus import encode
 from tradebus.events import DailyPerformanceEvent, Direction, Mode, StrategyPerformanceEvent, Trade, TradeEvent
-from tradebus.testing import running, wait_for
+from tradebus.testing import admin_publisher, running, wait_for
 from tradebus_rollup import performance
 from tradebus_rollup.app import RollupService, create
 from tradebus_rollup.rollup import EodOutcome
@@ -130,7 +130,9 @@ async def test_trades_become_daily_and_strategy_rows_and_events(
         strategy_seen.append(StrategyPerformanceEvent.model_validate_json(msg.data))
 
     sub = await nc.subscribe(subjects.ROLLUP_STRATEGY, cb=collect)
-    await rollup.service.publisher.publish_many((subjects.exec_trade("BTCUSDT"), e) for e in reversed(trades))
+    await (await admin_publisher(rollup.service)).publish_many(
+        (subjects.exec_trade("BTCUSDT"), e) for e in reversed(trades)
+    )
     row = await wait_for_day(rollup, DAY, 4)
 
     expected = performance.figures(
@@ -167,7 +169,7 @@ async def test_a_redelivered_trade_changes_nothing(
 ) -> None:
     name, day, marker_day = strategy_name(), date(2019, 4, 1), date(2019, 4, 2)
     trades = day_trades(name, day, ["3", "-1"])
-    await rollup.service.publisher.publish_many((subjects.exec_trade("BTCUSDT"), e) for e in trades)
+    await (await admin_publisher(rollup.service)).publish_many((subjects.exec_trade("BTCUSDT"), e) for e in trades)
     before = await wait_for_day(rollup, day, 2)
     await wait_for(
         lambda: _async_true(any(e.data.day == day and e.data.trades == 2 for e in daily_events)), what="first event"
@@ -178,7 +180,7 @@ async def test_a_redelivered_trade_changes_nothing(
     js = nc.jetstream()
     await js.publish(subjects.exec_trade("BTCUSDT"), encode(trades[0]), headers={"Nats-Msg-Id": "redelivery-1"})
     marker = day_trades(strategy_name(), marker_day, ["7"], mode=Mode.REPLAY)
-    await rollup.service.publisher.publish_many((subjects.exec_trade("BTCUSDT"), e) for e in marker)
+    await (await admin_publisher(rollup.service)).publish_many((subjects.exec_trade("BTCUSDT"), e) for e in marker)
     await wait_for_day(rollup, marker_day, 1)
     await wait_for(lambda: _async_true(any(e.data.day == marker_day for e in daily_events)), what="marker event")
 
@@ -221,7 +223,7 @@ async def test_a_batch_of_replayed_trades_over_several_days(
 async def test_http_performance_endpoints_and_gauges(rollup: RollupService) -> None:
     name, first, second = strategy_name(), date(2019, 5, 6), date(2019, 5, 8)
     trades = day_trades(name, first, ["2.5", "-1"]) + day_trades(name, second, ["4"])
-    await rollup.service.publisher.publish_many((subjects.exec_trade("BTCUSDT"), e) for e in trades)
+    await (await admin_publisher(rollup.service)).publish_many((subjects.exec_trade("BTCUSDT"), e) for e in trades)
     await wait_for_day(rollup, first, 2)
     await wait_for_day(rollup, second, 1)
 
@@ -267,7 +269,7 @@ async def test_recompute_endpoint_needs_the_token_and_is_idempotent(
     rollup: RollupService, nats_url: str, database_url: str
 ) -> None:
     name, day, quiet = strategy_name(), date(2019, 6, 3), date(2019, 6, 4)
-    await rollup.service.publisher.publish_many(
+    await (await admin_publisher(rollup.service)).publish_many(
         (subjects.exec_trade("BTCUSDT"), e) for e in day_trades(name, day, ["1", "-3"])
     )
     before = await wait_for_day(rollup, day, 2)

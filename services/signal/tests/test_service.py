@@ -13,7 +13,7 @@ from signal_testkit import sequence
 from tradebus import subjects
 from tradebus.events import Bar, BarEvent, Mode, Signal, SignalEvent, SignalState
 from tradebus.service import Service
-from tradebus.testing import running, wait_for
+from tradebus.testing import admin_publisher, running, wait_for
 from tradebus_signal.app import build_service
 from tradebus_signal.engine import SignalEngine
 from tradebus_signal.settings import SignalSettings
@@ -40,7 +40,9 @@ def _events(bars: list[Bar], mode: Mode = Mode.REPLAY) -> list[BarEvent]:
 
 
 async def _publish(service: Service, events: list[BarEvent]) -> None:
-    await service.publisher.publish_many((subjects.bars(e.data.interval, e.data.symbol), e) for e in events)
+    await (await admin_publisher(service)).publish_many(
+        (subjects.bars(e.data.interval, e.data.symbol), e) for e in events
+    )
 
 
 async def _stored_signals(service: Service, symbol: str) -> list[SignalEvent]:

@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from tradebus import subjects
 from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent
 from tradebus.service import Service
-from tradebus.testing import running, wait_for
+from tradebus.testing import admin_publisher, running, wait_for
 from tradebus_telemetry.app import build_service
 from tradebus_telemetry.settings import TelemetrySettings
 
@@ -75,7 +75,7 @@ async def beat(service: Service, checks: dict[str, dict[str, bool]], alive: set[
     n = 0
     run = uuid.uuid4().hex[:8]  # heartbeat ids must not repeat within JetStream's duplicate window
     while True:
-        await service.publisher.publish_many(
+        await (await admin_publisher(service)).publish_many(
             (subjects.heartbeat(s), heartbeat(s, n, checks=checks.get(s), instance=run)) for s in sorted(alive)
         )
         n += 1
@@ -166,7 +166,7 @@ async def test_bar_quality_issues_are_published_stored_and_reported(
             bar(5, symbol=symbol, close="120", high="121"),  # +19% from 100.5
         ]
         events = [BarEvent.of(b, source="ingest", mode=Mode.LIVE) for b in bars]
-        await service.publisher.publish_many((subjects.bars("1m", symbol), e) for e in events)
+        await (await admin_publisher(service)).publish_many((subjects.bars("1m", symbol), e) for e in events)
         conflicting = BarEvent.of(bar(0, symbol=symbol, close="100.7"), source="ingest")
         await nc.jetstream().publish(
             subjects.bars("1m", symbol), conflicting.model_dump_json().encode(), headers={"Nats-Msg-Id": "t-dup"}
@@ -203,14 +203,14 @@ async def test_silent_live_feed_turns_stale_then_critical(nc: Client, nats_url: 
     async with telemetry(nc, nats_url, database_url, **overrides) as service, client(service) as http:
         beating = asyncio.create_task(beat(service, {}, set(OTHERS)))
         try:
-            await service.publisher.publish(
+            await (await admin_publisher(service)).publish(
                 subjects.bars("1m", replayed), BarEvent.of(bar(0, symbol=replayed), source="ingest", mode=Mode.REPLAY)
             )
             no_live = await readiness_becomes(http, "READY", set())
             (feed,) = [p for p in no_live["failure_points"] if p["name"] == "feed_freshness"]
             assert feed["detail"] == "no live feed yet", "a replayed bar is not a live feed"
 
-            await service.publisher.publish(
+            await (await admin_publisher(service)).publish(
                 subjects.bars("1m", symbol), BarEvent.of(bar(0, symbol=symbol), source="ingest", mode=Mode.LIVE)
             )
             await readiness_becomes(http, "DEGRADED", {"feed_freshness"})

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Final
 
 import asyncpg
-import nats
 from pydantic import ValidationError
 from rich.console import Console
 
 from tradebus import db
 from tradebus.bus import Publisher, ensure_streams
 from tradebus.embedded import nats_answers
+from tradebus.natsauth import LoginRefused
+from tradebus_cli import buslogin
 from tradebus_cli.deps import DEFAULT_DATABASE_URL
 from tradebus_cli.render import progress_bar
 from tradebus_cli.rundir import stack_url
@@ -33,6 +34,8 @@ from tradebus_ingest.settings import IngestSettings
 
 _DAY_MS: Final = 86_400_000
 _MINUTES_PER_DAY: Final = 1440
+BACKFILL_USER: Final = "ingest"
+"""A backfill publishes 1m bars and writes ingest's series: it does ingest's job, as ingest."""
 
 
 class BackfillError(Exception):
@@ -61,12 +64,16 @@ async def backfill(
 ) -> BackfillReport:
     settings = IngestSettings(symbols=tuple(symbols), backfill_days=days)  # BINANCE_* from the environment
     if not nats_answers(nats_url):
-        raise BackfillError(f"cannot reach NATS at {nats_url} (set NATS_URL, or start the stack with `tradebus up`)")
+        raise BackfillError(buslogin.unreachable(nats_url))
     try:
         pool = await db.create_pool(database_url, schema="ingest", wait_s=5.0)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise BackfillError(f"cannot reach PostgreSQL at {database_url}: {exc}") from exc
-    client = await nats.connect(nats_url)
+    try:
+        client = await buslogin.connect(BACKFILL_USER, nats_url)
+    except LoginRefused as exc:
+        await pool.close()
+        raise BackfillError(str(exc)) from None
     rest = BinanceRest.configured(settings)
     try:
         await db.migrate(pool, "ingest", "tradebus_ingest.migrations")

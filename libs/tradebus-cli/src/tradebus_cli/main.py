@@ -10,16 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tradebus_cli import logs, stack
-from tradebus_cli.deps import DEFAULT_NATS_URL
-from tradebus_cli.rundir import stack_url
+from tradebus_cli.buslogin import bus_url
 
 app = typer.Typer(help="tradebus: an event-driven crypto trading pipeline on NATS JetStream.", no_args_is_help=True)
 console = Console()
-
-
-def bus_url() -> str:
-    """NATS_URL, else the bus of the local stack (it may be embedded), else the default."""
-    return stack_url("NATS_URL", "nats", DEFAULT_NATS_URL)
 
 
 @app.command()

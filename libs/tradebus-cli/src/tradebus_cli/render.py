@@ -41,7 +41,8 @@ def deps_table(deps: Mapping[str, Dependency]) -> Table:
     for column in ("dependency", "url", "where", "ok", "detail"):
         table.add_column(column)
     for name, dep in deps.items():
-        table.add_row(name, dep.url, "embedded" if dep.embedded else "external", _ok(dep.ok), dep.detail)
+        detail = Text(dep.detail, style="bold red") if "ANONYMOUS" in dep.detail else dep.detail
+        table.add_row(name, dep.url, "embedded" if dep.embedded else "external", _ok(dep.ok), detail)
     return table
 
 

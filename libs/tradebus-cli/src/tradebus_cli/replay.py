@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
-import nats
 from rich.console import Console
 
 from tradebus.bus import Publisher, ensure_streams
 from tradebus.embedded import nats_answers
+from tradebus.natsauth import LoginRefused
+from tradebus_cli import buslogin
 from tradebus_cli.render import progress_bar
 from tradebus_ingest.replay import KlineFile, ReplayReport, kline_files, replay_files
 
+REPLAY_USER: Final = "ingest"
+"""Replayed klines become 1m bars, which only ingest may publish: the replay acts as ingest."""
+
 
 class ReplayError(Exception):
-    """The replay could not start (bus unreachable, unreadable file, unknown symbol)."""
+    """The replay could not start (bus unreachable or refusing the login, unreadable file, unknown symbol)."""
 
 
 def _rows(files: Sequence[KlineFile]) -> int:
@@ -34,9 +39,12 @@ async def replay(
     except (OSError, ValueError) as exc:
         raise ReplayError(str(exc)) from exc
     if not nats_answers(url):
-        raise ReplayError(f"cannot reach NATS at {url} (set NATS_URL, or start the stack with `tradebus up`)")
+        raise ReplayError(buslogin.unreachable(url))
     total = _rows(files)
-    client = await nats.connect(url)
+    try:
+        client = await buslogin.connect(REPLAY_USER, url)
+    except LoginRefused as exc:
+        raise ReplayError(str(exc)) from None
     try:
         js = client.jetstream()
         await ensure_streams(js)

@@ -59,6 +59,8 @@ class Dependency(BaseModel):
     ok: bool = True
     detail: str = ""
     process: ProcessRef | None = None
+    credentials_dir: str = ""
+    """Where the local stack wrote this dependency's credentials (NATS: `<user>.password`, 0600)."""
 
 
 class ServiceState(BaseModel):
@@ -99,6 +101,11 @@ class RunDir:
     @property
     def state_file(self) -> Path:
         return self.path / "state.json"
+
+    @property
+    def credentials(self) -> Path:
+        """Where `tradebus up` writes the embedded NATS's credentials (a directory of mode 0700)."""
+        return self.path / "credentials"
 
     @property
     def logs(self) -> Path:

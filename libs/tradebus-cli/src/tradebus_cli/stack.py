@@ -17,6 +17,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from tradebus.natsauth import Credentials
 from tradebus.settings import SERVICES, url_for
 from tradebus_cli import probe
 from tradebus_cli.processes import alive, kill, terminate, wait_gone
@@ -72,9 +73,19 @@ def up(console: Console) -> int:
     return 0
 
 
+def compose(run: RunDir, *args: str) -> list[str]:
+    """`docker compose` reading the stack's NATS credentials (and `.env`, which `--env-file` would hide)."""
+    command = ["docker", "compose"]
+    if (dotenv := repo_root() / ".env").exists():
+        command += ["--env-file", str(dotenv)]
+    return [*command, "--env-file", str(Credentials(run.credentials).compose_env), *args]
+
+
 def _up_docker(console: Console, run: RunDir) -> None:
     console.print("Docker engine found: [bold]docker compose up -d --build[/]")
-    code = subprocess.run(["docker", "compose", "up", "-d", "--build"], cwd=repo_root(), check=False).returncode
+    Credentials(run.credentials).generate()  # fresh at every `up`: the containers are recreated with them
+    console.print(f"NATS credentials written to {run.credentials} (mode 0600)")
+    code = subprocess.run(compose(run, "up", "-d", "--build"), cwd=repo_root(), check=False).returncode
     if code != 0:
         raise StackError(f"docker compose up failed (exit code {code})")
     run.write_state(StackState(mode="docker"))
@@ -171,7 +182,7 @@ def down(console: Console) -> int:
     run = RunDir.from_env()
     state = run.read_state()
     if state and state.mode == "docker":
-        code = subprocess.run(["docker", "compose", "down"], cwd=repo_root(), check=False).returncode
+        code = subprocess.run(compose(run, "down"), cwd=repo_root(), check=False).returncode
         if code == 0:
             run.clear_state()
             console.print("docker compose stack stopped")

@@ -15,10 +15,12 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Final
 
 from tradebus.logging import configure_logging, get_logger
+from tradebus.natsauth import Credentials
 from tradebus.settings import SERVICES, port_for, url_for
 from tradebus_cli import deps
 from tradebus_cli.deps import redact
@@ -66,9 +68,17 @@ class Child:
     restarts: int = 0
 
 
+NATS_LOGIN_VARIABLES: Final = ("NATS_USER", "NATS_PASSWORD", "NATS_PASSWORD_FILE", "NATS_CREDENTIALS_DIR")
+
+
 def stack_env(base: Mapping[str, str], resolved: Mapping[str, Dependency]) -> dict[str, str]:
-    """The services' environment: the caller's, `make up` defaults, resolved URLs and ports."""
+    """The services' environment: the caller's, `make up` defaults, resolved URLs and ports.
+    With the embedded (authenticated) NATS no NATS login of the caller's is passed on: each
+    service gets its own (`service_logins`)."""
     env = {**STACK_DEFAULTS, **base}
+    if resolved["nats"].credentials_dir:
+        for name in NATS_LOGIN_VARIABLES:
+            env.pop(name, None)
     env["NATS_URL"] = resolved["nats"].url
     env["DATABASE_URL"] = resolved["postgres"].url
     env["REDIS_URL"] = resolved["redis"].url
@@ -78,11 +88,21 @@ def stack_env(base: Mapping[str, str], resolved: Mapping[str, Dependency]) -> di
     return env
 
 
+def service_logins(nats: Dependency) -> dict[str, dict[str, str]]:
+    """Each service's own NATS user and password, for its environment alone (none with NATS_URL's
+    server: the caller's environment says how to log in there)."""
+    if not nats.credentials_dir:
+        return {}
+    credentials = Credentials(Path(nats.credentials_dir))
+    return {name: {"NATS_USER": name, "NATS_PASSWORD": credentials.password(name)} for name in SERVICES}
+
+
 class Supervisor:
     def __init__(self, run: RunDir, env: Mapping[str, str], deps: Mapping[str, Dependency], policy: RestartPolicy):
         self.run = run
         self.env = dict(env)
         self.deps = {name: dep.model_copy(update={"url": redact(dep.url)}) for name, dep in deps.items()}
+        self.logins = service_logins(deps["nats"])
         self.policy = policy
         self.children = [Child(name) for name in SERVICES]
         self.me = ProcessRef.of(os.getpid())
@@ -91,7 +111,7 @@ class Supervisor:
         with self.run.log_file(child.name).open("ab") as out:
             child.process = subprocess.Popen(
                 [sys.executable, "-m", f"tradebus_{child.name}"],
-                env=self.env,
+                env={**self.env, **self.logins.get(child.name, {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -188,7 +208,7 @@ def main() -> None:
     try:
         stop_leftovers(run)
         resolved = deps.resolve(
-            os.environ.get("NATS_URL", deps.DEFAULT_NATS_URL),
+            os.environ.get("NATS_URL"),  # unset: a NATS of the stack's own, with auth on
             os.environ.get("DATABASE_URL", deps.DEFAULT_DATABASE_URL),
             os.environ.get("REDIS_URL", deps.DEFAULT_REDIS_URL),
             run.path,

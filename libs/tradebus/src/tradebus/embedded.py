@@ -84,11 +84,13 @@ def nats_server_binary() -> str:
 
 @dataclass
 class EmbeddedNats:
-    """A JetStream-enabled nats-server on 127.0.0.1:`port`, storing under `store_dir`."""
+    """A JetStream-enabled nats-server on 127.0.0.1:`port`, storing under `store_dir`; with
+    `auth_config` (a `natsauth.Credentials.server_config`) it admits only the users listed there."""
 
     store_dir: Path
     port: int = field(default_factory=free_port)
     monitor_port: int | None = None
+    auth_config: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,6 +100,8 @@ class EmbeddedNats:
     def start(self, timeout: float = 15.0) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        if self.auth_config is not None:
+            args += ["-c", str(self.auth_config)]  # the flags above override what the file does not set
         if self.monitor_port:
             args += ["-m", str(self.monitor_port)]
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process

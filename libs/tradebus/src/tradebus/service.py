@@ -26,14 +26,17 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import asyncpg
+import nats
+import nats.errors
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.nats import JStream, NatsBroker
+from faststream.security import SASLPlaintext
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from nats.js.api import DeliverPolicy
 
-from tradebus import db, metrics, subjects
+from tradebus import db, metrics, natsauth, subjects
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.lease import InstanceLease, LeaseLost
@@ -52,6 +55,8 @@ FENCED_EXIT_CODE: Final = 75
 it, as a standby)."""
 ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/openapi.json")
 """Routes a standby serves too; the service's own answer 503 until it is active."""
+EXIT_LOGIN_REFUSED: Final = 78
+"""Exit code (EX_CONFIG) of a service whose NATS credentials are refused: restarting will not help."""
 STOP_TIMEOUT_S: Final = 10.0
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 """Collector thresholds once a service runs: every decoded message allocates a few dozen objects,
@@ -78,13 +83,22 @@ class Service:
         self.instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = datetime.now(tz=UTC)
         self._started_ms = datetime_to_ms(self.started_at)
+        self._login_error: natsauth.CredentialsError | None = None
+        try:
+            self.login = natsauth.settings_login(settings, name)
+            """Its own NATS user (DESIGN.md "Who may publish what"); None only where auth is off."""
+        except natsauth.CredentialsError as exc:  # reported by start(), as a refused login is
+            self.login, self._login_error = None, exc
+        self._nats_url = natsauth.strip_userinfo(settings.nats_url) if self.login else settings.nats_url
         self.broker = NatsBroker(
-            settings.nats_url,
+            self._nats_url,
             name=f"tradebus-{name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             graceful_timeout=15.0,
             log_level=logging.DEBUG,
+            security=SASLPlaintext(self.login.user, self.login.password) if self.login else None,
+            inbox_prefix=natsauth.inbox_prefix(self.login.user if self.login else ""),
         )
         # Documents the subjects for AsyncAPI; never connected. Consuming is BatchConsumer's pull loop.
         self._spec = NatsBroker(settings.nats_url)
@@ -228,6 +242,7 @@ class Service:
         self._pool = await db.create_pool(self.settings.database_url, schema=self.name)
         if self._migrations:
             await db.migrate(self._pool, self.name, self._migrations)
+        await self._check_login()
         await self.broker.connect()
         js = self.broker.connection.jetstream()
         await ensure_streams(js)
@@ -315,6 +330,38 @@ class Service:
         if self._pool is not None:
             await self._pool.close()
         log.info("service stopped")
+
+    async def _check_login(self) -> None:
+        """Fail at once, with one clear line, when NATS refuses this service's credentials (the
+        broker would retry a refused login forever, logging each attempt); a server that does not
+        answer yet is left to the broker's reconnect loop."""
+
+        async def quiet(_: Exception) -> None:
+            """nats-py would print a traceback of each failed attempt."""
+
+        if self._login_error is not None:
+            raise natsauth.LoginRefused(f"{self.name}: {self._login_error}; set NATS_USER / NATS_PASSWORD")
+        options: dict[str, Any] = self.login.connect_options() if self.login else {}
+        try:
+            nc = await nats.connect(
+                self._nats_url,
+                allow_reconnect=False,
+                connect_timeout=5,
+                error_cb=quiet,
+                name=f"tradebus-{self.name}-login",
+                **options,
+            )
+        except nats.errors.NoServersError:
+            return
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            if natsauth.is_auth_refusal(exc):
+                who = f"user {self.login.user!r}" if self.login else "an anonymous connection"
+                raise natsauth.LoginRefused(
+                    f"NATS at {self._nats_url} refused {who} ({exc}); check NATS_USER / NATS_PASSWORD / "
+                    f"NATS_PASSWORD_FILE / NATS_CREDENTIALS_DIR (local mode writes them at `make up`)"
+                ) from None
+            return
+        await nc.close()
 
     async def _supervise(self, loop: Hook) -> None:
         name = getattr(loop, "__name__", "loop")
@@ -489,6 +536,12 @@ class Service:
     def run(self) -> None:
         """Serve the app on the service's port until SIGINT/SIGTERM (uvicorn handles both)."""
         self._own_process = True
+        configure_logging(self.name, self.settings.log_level, self.settings.log_format)
+        try:
+            asyncio.run(self._check_login())
+        except natsauth.LoginRefused as exc:
+            log.error("cannot start: NATS refused the login", error=str(exc))
+            raise SystemExit(EXIT_LOGIN_REFUSED) from None
         uvicorn.run(
             self.app(),
             host=self.settings.http_host,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES: Final = ("ingest", "aggregator", "signal", "risk", "telemetry", "rollup")
@@ -24,6 +25,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str = ""
+    """Who to connect as; empty: the service's own name (each service has its own NATS user)."""
+    nats_password: SecretStr | None = None
+    nats_password_file: Path | None = None
+    """A file holding the password (compose secrets, the local run directory)."""
+    nats_credentials_dir: Path | None = None
+    """A directory of `<user>.password` files: each service reads its own (the tests, one host)."""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/tradebus"
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"

@@ -13,6 +13,7 @@ import nats.js.errors
 
 from tradebus import subjects
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
+from tradebus.natsauth import ADMIN, Credentials, Login, with_login
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 """The test suite's default (tradebus.testing.fixtures), not imported: that module needs pytest."""
@@ -20,12 +21,22 @@ DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @contextmanager
 def private_nats(work_dir: Path) -> Iterator[str]:
-    """A JetStream nats-server on a free port with its store under `work_dir`, stopped on exit."""
-    server = EmbeddedNats(work_dir / "nats").start()
+    """A JetStream nats-server on a free port with its store under `work_dir`, stopped on exit;
+    with auth on, as a stack runs: the services benched log in as themselves (their passwords
+    under `work_dir`, exported as `NATS_CREDENTIALS_DIR`), the URL yielded as `admin`."""
+    credentials = Credentials(work_dir / "nats-credentials")
+    credentials.generate()
+    previous = os.environ.get("NATS_CREDENTIALS_DIR")
+    os.environ["NATS_CREDENTIALS_DIR"] = str(credentials.directory)
+    server = EmbeddedNats(work_dir / "nats", auth_config=credentials.server_config).start()
     try:
-        yield server.url
+        yield with_login(server.url, Login(ADMIN, credentials.password(ADMIN)))
     finally:
         server.stop()
+        if previous is None:
+            os.environ.pop("NATS_CREDENTIALS_DIR", None)
+        else:
+            os.environ["NATS_CREDENTIALS_DIR"] = previous
 
 
 @contextmanager

@@ -9,6 +9,10 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import nats
+from nats.aio.client import Client
+
+from tradebus.bus import Publisher
 from tradebus.events import Bar, BarSource, make_bar
 from tradebus.service import Service
 from tradebus.timeframes import Interval
@@ -33,6 +37,28 @@ async def running(service: Service) -> AsyncIterator[Service]:
         yield service
     finally:
         await service.stop()
+
+
+_ADMIN_CLIENTS: dict[str, Client] = {}
+
+
+async def admin_publisher(service: Service) -> Publisher:
+    """A publisher on `service`'s bus logged in as its URL's user (the fixtures' `admin`): for the
+    test's own events on subjects the service under test may not publish (its inputs)."""
+    url = service.settings.nats_url
+    client = _ADMIN_CLIENTS.get(url)
+    if client is None or client.is_closed:
+        client = _ADMIN_CLIENTS[url] = await nats.connect(url)
+    return Publisher(client, "test")
+
+
+async def close_admin_clients() -> None:
+    """Close what `admin_publisher` opened (the fixtures do, at the end of the run)."""
+    clients = list(_ADMIN_CLIENTS.values())
+    _ADMIN_CLIENTS.clear()
+    for client in clients:
+        if not client.is_closed:
+            await client.close()
 
 
 def read_kline_csv(path: Path, symbol: str, interval: Interval, source: BarSource) -> list[Bar]:

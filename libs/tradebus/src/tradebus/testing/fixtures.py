@@ -4,6 +4,11 @@ Every run starts its own JetStream-enabled nats-server on a free port (so stream
 with a running stack or another run) and creates a fresh database on the configured PostgreSQL
 (`DATABASE_URL`, default 127.0.0.1:5432) when it answers, else on an embedded PostgreSQL. Both
 are removed at the end of the run.
+
+The nats-server runs with auth on, as a stack does: the run generates every user's credentials
+once (`natsauth.Credentials`) and exports `NATS_CREDENTIALS_DIR`, so a service under test connects
+as its own user and a permission it lacks fails the test; the URLs the fixtures yield carry the
+`admin` user, for the tests' own publishing and inspecting.
 """
 
 from __future__ import annotations
@@ -20,26 +25,57 @@ import pytest
 from nats.aio.client import Client
 
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
+from tradebus.natsauth import ADMIN, Credentials, Login, with_login
+from tradebus.testing import close_admin_clients
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a JetStream nats-server owned by this test run."""
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
+def nats_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credentials]:
+    """Every NATS user's password for this run (files of mode 0600), exported to the services
+    under test as `NATS_CREDENTIALS_DIR`."""
+    credentials = Credentials(tmp_path_factory.mktemp("nats-credentials"))
+    credentials.generate()
+    previous = os.environ.get("NATS_CREDENTIALS_DIR")
+    os.environ["NATS_CREDENTIALS_DIR"] = str(credentials.directory)
     try:
-        yield server.url
+        yield credentials
+    finally:
+        if previous is None:
+            os.environ.pop("NATS_CREDENTIALS_DIR", None)
+        else:
+            os.environ["NATS_CREDENTIALS_DIR"] = previous
+
+
+def login_url(url: str, credentials: Credentials, user: str = ADMIN) -> str:
+    """`url` with `user`'s credentials in it (`nats://user:password@host:port`)."""
+    return with_login(url, Login(user, credentials.password(user)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _admin_clients() -> AsyncIterator[None]:
+    """Closes the connections `tradebus.testing.admin_publisher` kept for the run."""
+    yield
+    await close_admin_clients()
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory, nats_credentials: Credentials) -> Iterator[str]:
+    """URL (as the admin user) of a JetStream nats-server with auth on, owned by this test run."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"), auth_config=nats_credentials.server_config).start()
+    try:
+        yield login_url(server.url, nats_credentials)
     finally:
         server.stop()
 
 
 @pytest.fixture
-def private_nats_url(tmp_path: Path) -> Iterator[str]:
+def private_nats_url(tmp_path: Path, nats_credentials: Credentials) -> Iterator[str]:
     """A nats-server of this test's own, for tests whose services must see no other test's streams."""
-    server = EmbeddedNats(tmp_path / "nats").start()
+    server = EmbeddedNats(tmp_path / "nats", auth_config=nats_credentials.server_config).start()
     try:
-        yield server.url
+        yield login_url(server.url, nats_credentials)
     finally:
         server.stop()
 

@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 
 from tradebus.events import BarEvent
+from tradebus.natsauth import ADMIN
 from tradebus.service import Service
 from tradebus.settings import Settings
 
 
 async def main(nats_url: str, database_url: str, instance: str, log_path: Path) -> None:
-    settings = Settings(nats_url=nats_url, database_url=database_url, instance=instance, heartbeat_interval_s=0.5)
+    settings = Settings(  # a service outside the permission table logs in as admin
+        nats_url=nats_url, database_url=database_url, instance=instance, heartbeat_interval_s=0.5, nats_user=ADMIN
+    )
     service = Service("leasetest", settings)
     log = log_path.open("a", buffering=1)
 

@@ -18,6 +18,7 @@ import nats
 from tradebus import subjects
 from tradebus.bus import Publisher, ensure_streams
 from tradebus.events import BarEvent, BarSource, make_bar
+from tradebus.natsauth import ADMIN
 from tradebus.service import Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
@@ -111,7 +112,10 @@ async def test_a_second_instance_stands_by_and_takes_over_when_the_first_is_kill
 
 async def test_a_standby_serves_health_but_not_its_routes(private_nats_url: str, database_url: str):
     def build(instance: str) -> Service:
-        service = Service("leaseapi", Settings(nats_url=private_nats_url, database_url=database_url, instance=instance))
+        service = Service(
+            "leaseapi",
+            Settings(nats_url=private_nats_url, database_url=database_url, instance=instance, nats_user=ADMIN),
+        )
 
         @service.router.get("/v1/thing")
         async def thing() -> dict[str, str]:
@@ -152,7 +156,9 @@ async def test_an_active_instance_cut_off_from_the_database_pauses_then_resumes(
     """Its lease connection killed by the server (as a restart would): handling pauses, the lock is
     taken back with the same epoch, handling resumes — nothing else was active meanwhile."""
 
-    service = Service("leasecut", Settings(nats_url=private_nats_url, database_url=database_url, instance="solo"))
+    service = Service(
+        "leasecut", Settings(nats_url=private_nats_url, database_url=database_url, instance="solo", nats_user=ADMIN)
+    )
     await service.start()
     try:
         assert service._lease is not None
@@ -196,7 +202,9 @@ async def test_an_instance_another_took_over_from_is_fenced_off(
     stops consuming for good and says so, instead of writing on stale memory."""
     from tradebus.lease import InstanceLease
 
-    service = Service("leasefence", Settings(nats_url=private_nats_url, database_url=database_url, instance="old"))
+    service = Service(
+        "leasefence", Settings(nats_url=private_nats_url, database_url=database_url, instance="old", nats_user=ADMIN)
+    )
     handled: list[str] = []
 
     @service.consumer(name="bars", stream="BARS", subject="bars.1m.*", model=BarEvent)

@@ -9,6 +9,7 @@ new pid goes into `state.json` so `tradebus down` stops the current process, not
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,7 +58,9 @@ class WatchedDependency:
             return False
         try:
             self.server.restart()
-        except Exception as exc:  # a failed start is retried with a longer delay, never fatal
+        except (RuntimeError, OSError, subprocess.SubprocessError, AssertionError) as exc:
+            # a failed start (the port or shared memory still held, pg_ctl timing out, embedded-
+            # postgres' own assertion) is retried with a longer delay, never fatal
             self._schedule(time.monotonic(), 0.0, "embedded dependency did not start again", error=str(exc)[-500:])
             return False
         self.restart_at = None

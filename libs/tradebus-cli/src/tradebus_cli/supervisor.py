@@ -2,8 +2,9 @@
 
 It resolves NATS / PostgreSQL / Redis (embedding the first two when they do not answer), runs
 the six services as child processes, restarts any that exits with backoff — the embedded
-nats-server and PostgreSQL too (`depwatch`) — and keeps `state.json` current. On SIGTERM/SIGINT it stops the children (SIGKILL after a grace period),
-then the embedded dependencies it started, and removes its pid file.
+nats-server and PostgreSQL too (`depwatch`) — and keeps `state.json` current. On SIGTERM/SIGINT
+it stops the children (SIGKILL after a grace period), then the embedded dependencies it
+started, and removes its pid file.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 import httpx
@@ -140,6 +140,10 @@ class ChaosStack:
     def database_url(self) -> str:
         return self.state().deps["postgres"].url
 
+    async def connect(self, **options: Any) -> Client:
+        """The harness's own connection to the stack's NATS (the one place to add its credentials)."""
+        return await nats.connect(self.nats_url, **options)
+
     def pid(self, name: str) -> int:
         """The current pid of a service, or of the embedded `nats` / `postgres`."""
         state = self.state()
@@ -160,7 +164,7 @@ class ChaosStack:
         while not process.done():
             state = self.run.read_state()
             if state and "nats" in state.deps:
-                nc = await nats.connect(state.deps["nats"].url, max_reconnect_attempts=-1)
+                nc = await self.connect(max_reconnect_attempts=-1)
                 await nc.subscribe(trigger.subject, cb=trigger.on_message)
                 await nc.flush()
                 return process, nc
@@ -219,7 +223,7 @@ class ChaosStack:
     # ------------------------------------------------------------------ outcome
     async def _pending(self) -> dict[str, str]:
         """Durables of the streams that must go quiet with messages undelivered or unacknowledged."""
-        nc = await nats.connect(self.nats_url, connect_timeout=2, max_reconnect_attempts=0)
+        nc = await self.connect(connect_timeout=2, max_reconnect_attempts=0)
         try:
             js = nc.jetstream()
             pending = {}
@@ -234,7 +238,7 @@ class ChaosStack:
 
     async def stream_counts(self) -> list[dict[str, object]]:
         """Messages stored per subject in the contract streams (a lost or duplicated publish shows)."""
-        nc = await nats.connect(self.nats_url, connect_timeout=2, max_reconnect_attempts=0)
+        nc = await self.connect(connect_timeout=2, max_reconnect_attempts=0)
         try:
             js = nc.jetstream()
             rows: list[dict[str, object]] = []

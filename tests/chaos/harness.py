@@ -262,7 +262,7 @@ class ChaosStack:
             found["(risk outbox unsent)"] = datetime.fromtimestamp(0, UTC)
         return found
 
-    async def final_state(self, timeout: float = 150.0) -> tuple[Dump, str]:
+    async def final_state(self, timeout: float = 100.0) -> tuple[Dump, str]:
         """The dump once the replay is fully processed, and '' — or the last dump and why it never was.
 
         Processed: ingest checkpointed the last bar of every symbol, risk's outbox is sent, no

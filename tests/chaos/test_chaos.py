@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ async def _clean_run(root: Path, name: str) -> tuple[Dump, str, float]:
         state, why = await stack.final_state()
     finally:
         await stack.down()
+    if not why:
+        shutil.rmtree(stack.run.path, ignore_errors=True)  # ~60 MB of store and cluster; kept to debug a failure
     return state, why, time.monotonic() - start
 
 
@@ -143,13 +146,13 @@ async def test_the_fault_changes_nothing(scenario: Scenario, baseline: Baseline,
         try:
             await asyncio.wait_for(trigger.fired.wait(), 180)
             seen = trigger.seen
-            what = await scenario.inject(stack)
+            what = f"at {seen}/{total} messages on {scenario.progress}>: " + await scenario.inject(stack)
         finally:
             await nc.close()
         code, output = await up
         if scenario.name != "down-up":  # there `down` ends the first `up` while it waits for readiness
             assert code == 0, f"tradebus up failed\n{output}"
-        print(f"\n{scenario.name}: at {seen}/{total} messages on {scenario.progress}>: {what}")
+        print(f"\n{scenario.name} {what}")
         state, why = await stack.final_state()
     finally:
         await stack.down()
@@ -157,3 +160,4 @@ async def test_the_fault_changes_nothing(scenario: Scenario, baseline: Baseline,
     assert not why and not difference, (
         f"{scenario.name} ({what}) changed the outcome of the replay:\n{why}\n{difference}\nlogs: {stack.run.logs}"
     )
+    shutil.rmtree(stack.run.path, ignore_errors=True)

@@ -10,7 +10,7 @@ SOURCES := $(foreach p,$(PACKAGES),$(p)/src)
 MODULES := tradebus tradebus_cli $(foreach s,$(notdir $(wildcard services/*)),tradebus_$(s))
 space := $(subst ,, )
 
-.PHONY: venv up down status logs test bench lint format clean
+.PHONY: venv up down status logs test test-chaos bench lint format clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ logs: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# Whole local stacks replaying real klines, one fault each (tests/chaos); 6–8 min on 2 cores.
+test-chaos: venv
+	$(BIN)/python -m pytest -m chaos tests/chaos
 
 bench: venv
 	$(BIN)/tradebus bench

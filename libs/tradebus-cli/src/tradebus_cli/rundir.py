@@ -59,6 +59,8 @@ class Dependency(BaseModel):
     ok: bool = True
     detail: str = ""
     process: ProcessRef | None = None
+    """The current process of an embedded dependency: replaced when the supervisor restarts it."""
+    restarts: int = 0
     credentials_dir: str = ""
     """Where the local stack wrote this dependency's credentials (NATS: `<user>.password`, 0600)."""
 

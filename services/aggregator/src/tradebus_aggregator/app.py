@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query
+from pydantic import ValidationError
 
 from tradebus import subjects
 from tradebus.admission import Refusal
@@ -188,7 +189,9 @@ def build_service(settings: AggregatorSettings) -> Service:
     for interval in HIGHER_INTERVALS:
         service.publishes(f"bars.{interval}.*", BarEvent, f"{interval} bars aggregated from 1m bars")
 
-    @service.router.get("/v1/bars", tags=["bars"])
+    @service.router.get(
+        "/v1/bars", tags=["bars"], responses={409: {"description": "A stored bar in the range is invalid."}}
+    )
     async def get_bars(
         symbol: str,
         interval: str = "1m",
@@ -197,7 +200,11 @@ def build_service(settings: AggregatorSettings) -> Service:
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
     ) -> list[dict[str, Any]]:
         """The newest `limit` bars of `symbol` on `interval` in [start, end), oldest first."""
-        bars = await aggregation.repo.bars(_symbol(symbol), _interval(interval), _utc(start), _utc(end), limit)
+        try:
+            bars = await aggregation.repo.bars(_symbol(symbol), _interval(interval), _utc(start), _utc(end), limit)
+        except ValidationError as exc:
+            log.error("invalid stored bar", symbol=symbol, interval=interval, error=repr(exc))
+            raise HTTPException(409, f"a stored {interval} bar of {symbol} in the range is invalid: {exc}") from exc
         return [bar.model_dump(mode="json") for bar in bars]
 
     @service.router.get("/v1/meta/instruments", tags=["bars"])

@@ -15,10 +15,10 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from tradebus import subjects
 from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
 from tradebus.events import BarEvent, BarSource, Envelope, Mode, make_bar
-from tradebus.timeframes import interval_ms
 from tradebus.service import Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
+from tradebus.timeframes import interval_ms
 
 
 def _true_when(check):  # type: ignore[no-untyped-def]

@@ -5,10 +5,9 @@ lack, is checked here on synthetic data)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import random
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import given, settings

@@ -17,8 +17,9 @@ DEFAULT_PORTS: Final[dict[str, int]] = {
     "rollup": 8086,
 }
 DEFAULT_MAX_MESSAGE_BYTES: Final = 32 * 1024
-"""The largest real event is a signal of five horizons, ~6 KB (measured by a test); five times
-that leaves room for more horizons and features, and refuses padding long before NATS's 1 MB."""
+"""The largest real event is a signal of five horizons with its explanation, ~4.4 KB (measured by
+signal's `test_stored_data`); seven times that leaves room for more features, and refuses padding
+long before NATS's 1 MB."""
 
 
 class Settings(BaseSettings):

@@ -100,6 +100,7 @@ def _plan(entry: str, stop: str, *targets: str, rr: str = "2") -> TradePlan:
 def test_coherent_plans_of_both_directions() -> None:
     assert _plan("100", "98", "104", "106").stop == 98
     assert _plan("100", "102", "96", "94").stop == 102
+    assert _plan("1", "3", "0.5", "-1").targets[-1] == -1  # a short's far target below zero: kept
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,6 @@ def test_coherent_plans_of_both_directions() -> None:
         ("100", "100", ("104",), "stop 100 equals entry"),
         ("100", "98", ("99",), "not above entry"),
         ("100", "102", ("101",), "not below entry"),
-        ("100", "102", ("-5",), "not below entry"),
         ("0", "1", ("2",), "greater than 0"),
         ("100", "-1", ("104",), "greater than 0"),
         ("100", "98", (), "at least 1 item"),

@@ -352,7 +352,8 @@ class Consensus(_Model):
 
 class TradePlan(_Model):
     """Entry, stop and targets of one direction: the stop on one side of the entry, every target
-    on the other (a long's stop below, a short's above)."""
+    on the other (a long's stop below, a short's above). A short's far target may lie at or below
+    zero (an ATR multiple of a small price): refusing it would lose the signal, an exit included."""
 
     entry: Amount = Field(gt=0)
     stop: Amount = Field(gt=0)
@@ -364,7 +365,7 @@ class TradePlan(_Model):
         if self.stop == self.entry:
             raise ValueError(f"stop {self.stop} equals entry")
         long = self.stop < self.entry
-        stray = [t for t in self.targets if (t <= self.entry if long else not 0 < t < self.entry)]
+        stray = [t for t in self.targets if (t <= self.entry if long else t >= self.entry)]
         if stray:
             side = "above" if long else "below"
             raise ValueError(f"targets {stray} not {side} entry {self.entry} (stop {self.stop})")

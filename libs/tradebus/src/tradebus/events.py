@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Final, Literal, Self
 
 import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from tradebus.timeframes import Interval, bucket_start, close_time_ms, datetime_to_ms, ms_to_datetime
+from tradebus.timeframes import INTERVALS, Interval, bucket_start, close_time_ms, datetime_to_ms, ms_to_datetime
 
 
 def _upper_symbol(value: str) -> str:
@@ -188,7 +188,11 @@ class Bar(_Model):
     @model_validator(mode="after")
     def _is_a_bar(self) -> Self:
         """Nothing builds (or decodes) a bar whose prices or times contradict each other."""
-        problem = self.ohlc_problem() or time_problem(self.interval, self.open_time, self.close_time)
+        low, high = self.low, self.high
+        if low <= self.open <= high and low <= self.close <= high and low >= 0:  # the common case, at once
+            problem = time_problem(self.interval, self.open_time, self.close_time, self.open_ms)
+        else:
+            problem = self.ohlc_problem()
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -210,14 +214,21 @@ def ohlc_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) ->
     return None
 
 
-def time_problem(interval: Interval, open_time: datetime, close_time: datetime | None = None) -> str | None:
+_BAR_SPAN: Final[dict[str, timedelta]] = {iv: timedelta(milliseconds=close_time_ms(0, iv)) for iv in INTERVALS}
+"""Close time minus open time of a bar of each interval (its length less one millisecond)."""
+
+
+def time_problem(
+    interval: Interval, open_time: datetime, close_time: datetime | None = None, open_ms: int | None = None
+) -> str | None:
     """Why a bar's times do not fit its interval, or None: the open time is a bucket start of
     `interval` (whole milliseconds, weeks on Monday) and the close time is Binance's (the bar's
-    last millisecond)."""
-    open_ms = datetime_to_ms(open_time)
-    if bucket_start(open_ms, interval) != open_ms or ms_to_datetime(open_ms) != open_time:
+    last millisecond). Pass `open_ms` when known."""
+    if open_ms is None:
+        open_ms = datetime_to_ms(open_time)
+    if open_time.microsecond % 1000 or bucket_start(open_ms, interval) != open_ms:
         return f"open_time {open_time.isoformat()} is not aligned to {interval}"
-    if close_time is not None and close_time != ms_to_datetime(close_time_ms(open_ms, interval)):
+    if close_time is not None and close_time - open_time != _BAR_SPAN[interval]:
         return f"close_time {close_time.isoformat()} does not close the {interval} bar opening {open_time.isoformat()}"
     return None
 

@@ -18,6 +18,7 @@ from tradebus.events import BarEvent, BarSource, Envelope, Mode, make_bar
 from tradebus.service import Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
+from tradebus.timeframes import interval_ms
 
 
 def _true_when(check):  # type: ignore[no-untyped-def]
@@ -31,7 +32,7 @@ def _event(interval: str, minute: int) -> BarEvent:
     bar = make_bar(
         "BTCUSDT",
         interval,  # type: ignore[arg-type]
-        1_700_000_100_000 // 300_000 * 300_000 + minute * 300_000,
+        1_700_000_100_000 // 900_000 * 900_000 + minute * interval_ms(interval),
         Decimal("100"),
         Decimal("101"),
         Decimal("99"),

@@ -19,9 +19,10 @@ from tradebus.events import (
     _plain_decimal,
     encode_bar_event,
     make_bar,
+    ohlc_problem,
     trace_id_for,
 )
-from tradebus.timeframes import ms_to_datetime
+from tradebus.timeframes import bucket_start, ms_to_datetime
 
 
 def _bar(revision: int = 0, close: str = "100.10") -> BarEvent:
@@ -105,7 +106,7 @@ def test_bad_fields_are_refused_with_a_reason(path: tuple[str, str], value: str,
 
 def test_ohlc_problem() -> None:
     assert _bar().data.ohlc_problem() is None
-    assert "close 105 outside" in (_bar(close="105").data.ohlc_problem() or "")
+    assert "close 105 outside" in (ohlc_problem(Decimal(100), Decimal("101.5"), Decimal("99.25"), Decimal(105)) or "")
 
 
 def test_tiny_amounts_are_plain_decimals() -> None:
@@ -153,8 +154,9 @@ def test_encode_bar_event_is_the_events_own_json(
     emitted_ms: int,
     trace_id: str | None,
 ) -> None:
+    open_ms = bucket_start(minute * 60_000, interval)
     bar = make_bar(
-        "BTCUSDT", interval, minute * 60_000, price, price, price, price, volume, volume, trades, source,  # type: ignore[arg-type]
+        "BTCUSDT", interval, open_ms, price, price, price, price, volume, volume, trades, source,  # type: ignore[arg-type]
         complete=complete, revision=revision,
     )  # fmt: skip
     emitted_at = ms_to_datetime(emitted_ms)

@@ -12,7 +12,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from tradebus import subjects
-from tradebus.events import BarEvent, BarSource, make_bar
+from tradebus.events import BarEvent, BarSource, Mode, make_bar
 from tradebus.natsauth import ADMIN
 from tradebus.service import CheckResult, Service
 from tradebus.settings import Settings
@@ -33,7 +33,7 @@ def _bar_event(minute: int, close: str = "100.5") -> BarEvent:
         7,
         BarSource.SYNTHETIC,
     )
-    return BarEvent.of(bar, source="ingest")
+    return BarEvent.of(bar, source="ingest", mode=Mode.REPLAY)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def demo(private_nats_url: str, database_url: str):
     @service.consumer(name="bars", stream="BARS", subject="bars.1m.*", model=BarEvent)
     async def on_bars(events: list[BarEvent]) -> None:
         for event in events:
-            if event.data.close == Decimal("666"):
+            if event.data.close == Decimal("100.66"):
                 raise ValueError("poison")
             await service.pool.execute(
                 "INSERT INTO seen VALUES ($1, $2) ON CONFLICT DO NOTHING", event.event_id, event.data.close
@@ -76,7 +76,7 @@ async def test_consumes_dedupes_and_dead_letters(demo, private_nats_url: str) ->
     await service.publisher.publish_many((subjects.bars("1m", "BTCUSDT"), e) for e in events)
     await js.publish("bars.1m.BTCUSDT", b"{not json", headers={"Nats-Msg-Id": "junk-1"})
     await js.publish("bars.1m.BTCUSDT", b"\xff\xfe", headers={"Nats-Msg-Id": "junk-2"})
-    poison = _bar_event(60, close="666")
+    poison = _bar_event(60, close="100.66")
     with capture_logs(processors=[merge_contextvars]) as logs:
         await service.publisher.publish("bars.1m.BTCUSDT", poison)
         await service.publisher.publish("bars.1m.BTCUSDT", _bar_event(61))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -88,13 +89,14 @@ def synthetic_weeks(rnd: random.Random, minutes: int) -> list[Bar]:
         idle = rnd.random() < 0.05
         o, c = price, price + (0 if idle else step)
         price = c
+        open_, close = Decimal(f"{o}.{(i - 1) % 100:02d}"), Decimal(f"{c}.{i % 100:02d}")
         bars.append(
             minute(
                 SERIES_BASE + i * MINUTE_MS,
-                f"{c}.{i % 100:02d}",
-                open_=f"{o}.{(i - 1) % 100:02d}",
-                high=f"{max(o, c) + (0 if idle else rnd.randint(1, 9))}",
-                low=f"{min(o, c) - (0 if idle else rnd.randint(1, 9))}",
+                close,
+                open_=open_,
+                high=max(open_, close) + (0 if idle else rnd.randint(1, 9)),
+                low=min(open_, close) - (0 if idle else rnd.randint(1, 9)),
                 volume="0" if idle else f"{rnd.randint(1, 10**7)}.{rnd.randint(0, 10**8):08d}",
                 trades=0 if idle else rnd.randint(1, 500),
             )

@@ -27,6 +27,7 @@ from tradebus_aggregator.app import build_service
 from tradebus_aggregator.settings import AggregatorSettings
 
 HOUR = datetime_to_ms(datetime(2024, 3, 5, 10, tzinfo=UTC))
+SYMBOLS = ("AGGONE", "AGGTWO", "AGGRUN", "BTCUSDT")
 
 
 class Tap:
@@ -64,7 +65,9 @@ async def tap(nats_url: str) -> AsyncIterator[Callable[[str], Any]]:
 
 
 def make(nats_url: str, database_url: str) -> Service:
-    settings = AggregatorSettings(nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0)
+    settings = AggregatorSettings(
+        nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0, symbols=SYMBOLS
+    )
     return build_service(settings)
 
 
@@ -127,7 +130,7 @@ async def test_publishes_on_last_minute_in_order_revises_and_ignores_duplicates(
         assert t.events[-1][0] == f"bar:{sym}:5m:{at(5)}:r1"
         assert t.events[-1][1].data.complete and t.events[-1][1].data.low == 90
 
-        duplicate = BarEvent.of(minute(at(7), "90", symbol=sym), source="ingest")
+        duplicate = BarEvent.of(minute(at(7), "90", symbol=sym), source="ingest", mode=Mode.REPLAY)
         await (await admin_publisher(service)).publish_raw(
             subjects.bars("1m", sym), encode(duplicate), "another-msg-id"
         )
@@ -208,7 +211,9 @@ async def test_a_backfilled_run_takes_the_batch_path_and_publishes_every_interva
 ) -> None:
     sym = "AGGRUN"
     t: Tap = await tap(sym)
-    settings = AggregatorSettings(nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0)
+    settings = AggregatorSettings(
+        nats_url=nats_url, database_url=database_url, heartbeat_interval_s=1.0, symbols=SYMBOLS
+    )
     async with running(build_service(settings)) as service:
         await send(service, [minute(at(i), symbol=sym) for i in range(0, 121) if i != 30])  # 10:00..12:00
         await stored_1m(service, sym, 120)

@@ -36,6 +36,10 @@ async def js_client(nats_url: str) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
-def symbol() -> str:
-    """A symbol no other test uses (JetStream de-duplicates equal event ids for 120 s)."""
-    return f"RK{secrets.token_hex(4).upper()}USDT"
+def symbol(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A symbol no other test uses (JetStream de-duplicates equal event ids for 120 s), configured
+    (SYMBOLS) for the services the test builds, with its companion `<name>XUSDT`: risk admits
+    only configured symbols."""
+    name = f"RK{secrets.token_hex(4).upper()}USDT"
+    monkeypatch.setenv("SYMBOLS", f"{name},{name[:-4]}XUSDT")
+    return name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side, SignalState, TradeEvent
+from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side, SignalState, TradeEvent, TradePlan
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import MergeQueue, Staged, StreamMarks, ready
@@ -111,7 +111,10 @@ def test_daily_loss_just_under_the_limit_still_trades() -> None:
 
 def test_plan_rules() -> None:
     no_plan = signal("BTCUSDT", 0, SignalState.BUY).data
-    inverted = signal("BTCUSDT", 0, SignalState.BUY, plan("100", "101", "106", "3")).data
+    incoherent = TradePlan.model_construct(
+        entry=Decimal(100), stop=Decimal(101), targets=[Decimal(106)], risk_reward=Decimal(3)
+    )
+    inverted = no_plan.model_copy(update={"plan": incoherent})  # built unvalidated: the rule still holds
     low_rr = signal("BTCUSDT", 0, SignalState.STRONG_BUY, plan("100", "98", "102", "1.49")).data
     assert evaluate(no_plan, _snapshot(), LIMITS, wall_clock=None).reason is Reason.NO_PLAN
     assert evaluate(inverted, _snapshot(), LIMITS, wall_clock=None).reason is Reason.NO_PLAN

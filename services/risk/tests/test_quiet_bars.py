@@ -9,6 +9,7 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
+import pytest
 from nats.aio.client import Client
 
 from tradebus.events import Envelope, Mode, SignalState
@@ -40,6 +41,13 @@ from test_service import _bars_durable, _ids, _publish, _until_count, collecting
 
 D = Decimal
 DAY = datetime(2024, 1, 2, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _live_events_of_2024(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These scenarios run live bars on a 2024 timeline: the live window of admission (tested in
+    tradebus) is opened wide, so that what is tested here is what risk does with quiet bars."""
+    monkeypatch.setenv("ADMISSION_LIVE_MAX_AGE_DAYS", "36500")
 
 
 def _service(nats_url: str, database_url: str) -> Service:

@@ -71,6 +71,7 @@ async def rollup(nats_url: str, database_url: str) -> AsyncIterator[RollupServic
         database_url=database_url,
         heartbeat_interval_s=1.0,
         tradebus_api_token=TOKEN,
+        admission_live_max_age_days=36_500,  # live trades of 2019: the live window is tested in tradebus
     )
     built = create(settings)
     async with running(built.service):
@@ -319,3 +320,13 @@ async def test_only_one_instance_runs_the_end_of_day_job(rollup: RollupService, 
     assert await rollup.rollup.run_eod(date(2019, 7, 2)) is EodOutcome.DONE
     row = await daily_row(rollup, date(2019, 7, 2))
     assert row is not None and row["trades"] == 0
+
+
+async def test_a_trade_whose_day_cannot_be_computed_is_not_stored(rollup: RollupService) -> None:
+    """Handed past the door (its times are admitted only up to now), a trade closing on the last
+    day of the calendar fails before anything is stored: never stored and dead-lettered."""
+    name = strategy_name()
+    doomed = trade_event(f"{name}-9999", name, datetime(9999, 12, 31, 23, tzinfo=UTC), "5")
+    with pytest.raises(OverflowError):
+        await rollup.rollup.on_trades([doomed])
+    assert await rollup.service.pool.fetchval("SELECT count(*) FROM trades WHERE strategy = $1", name) == 0

@@ -8,7 +8,7 @@ import pytest
 from signal_testkit import sequence
 
 from tradebus.events import BarEvent, BarSource, Direction, SignalState, make_bar
-from tradebus.timeframes import Interval
+from tradebus.timeframes import Interval, bucket_start, interval_ms
 from tradebus_signal.engine import SignalEngine, signal_from_bars
 from tradebus_signal.params import ModelParams
 from tradebus_signal.plan import trade_plan
@@ -28,7 +28,7 @@ def _trend_bars(n: int, interval: Interval = "5m", step: str = "1", *, complete:
             make_bar(
                 "BTCUSDT",
                 interval,
-                T0 + i * 300_000,
+                bucket_start(T0, interval) + i * interval_ms(interval),
                 price,
                 max(price, close) + Decimal("0.5"),
                 min(price, close) - Decimal("0.5"),

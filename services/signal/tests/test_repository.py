@@ -36,7 +36,8 @@ async def test_a_chunk_is_stored_once_as_published_with_the_newest_revision(data
     bars = sequence("SOLUSDT", ("5m",))
     events = [BarEvent.of(b, source="aggregator", mode=Mode.LIVE, trace_id=f"t{b.open_ms}") for b in bars]
     out = SignalEngine(("5m",), ModelParams(), WINDOW).apply(events)
-    revised = bars[-1].model_copy(update={"close": bars[-1].close + 1, "revision": 1})
+    last = bars[-1]
+    revised = last.model_copy(update={"close": last.close + 1, "high": max(last.high, last.close + 1), "revision": 1})
     chunk = [*out.bars, revised, bars[-1]]  # a correction and a late copy in the same chunk
     pool = await db.create_pool(database_url, schema="signal")
     try:

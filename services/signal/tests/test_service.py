@@ -29,6 +29,7 @@ def make_service(nats_url: str, database_url: str) -> Callable[[], Service]:
             database_url=database_url,
             heartbeat_interval_s=0.5,
             signal_horizons=",".join(HORIZONS),
+            symbols=("SIGDENSEUSDT", "SIGRESTARTUSDT"),
         )
         return build_service(settings)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tradebus.events import Bar, BarSource, Heartbeat, HeartbeatEvent, make_bar, trace_id_for
+from tradebus.events import Bar, BarSource, Heartbeat, HeartbeatEvent, make_bar, ohlc_problem, trace_id_for
 
 T0_MS = 1_700_000_040_000
 """A minute boundary (2023-11-14 22:14 UTC)."""
@@ -22,20 +22,15 @@ def bar(
     volume: str = "2.5",
     revision: int = 0,
 ) -> Bar:
-    """A 1m bar `minute` minutes after T0; OHLC consistency is not enforced, so bad bars are easy."""
-    return make_bar(
-        symbol,
-        "1m",
-        T0_MS + minute * 60_000,
-        Decimal(open_),
-        Decimal(high),
-        Decimal(low),
-        Decimal(close),
-        Decimal(volume),
-        Decimal("250"),
-        7,
-        BarSource.SYNTHETIC,
-        revision=revision,
+    """A 1m bar `minute` minutes after T0. One whose prices contradict each other cannot come off
+    the bus (the model refuses it); it is built unchecked here, for telemetry's own checks."""
+    prices = Decimal(open_), Decimal(high), Decimal(low), Decimal(close)
+    args = (symbol, "1m", T0_MS + minute * 60_000, *prices, Decimal(volume), Decimal("250"), 7, BarSource.SYNTHETIC)
+    if ohlc_problem(*prices) is None:
+        return make_bar(*args, revision=revision)  # type: ignore[arg-type]
+    valid = make_bar(*args[:3], *(Decimal(1),) * 4, *args[7:], revision=revision)  # type: ignore[arg-type]
+    return Bar.model_construct(
+        **(valid.model_dump() | dict(zip(("open", "high", "low", "close"), prices, strict=True)))
     )
 
 

@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from tradebus import subjects
-from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent
+from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent, encode_bar_event
 from tradebus.service import Service
 from tradebus.testing import admin_publisher, running, wait_for
 from tradebus_telemetry.app import build_service
@@ -42,6 +42,8 @@ async def telemetry(nc: Client, nats_url: str, database_url: str, **overrides: A
         "telemetry_evaluate_interval_s": 0.1,
         "telemetry_bars_from": "new",
         "instance": f"test-{uuid.uuid4().hex[:8]}",  # heartbeat ids restart at 0 for every service in one process
+        "symbols": ("BTCUSDT", "ETHUSDT", "TQBADUSDT", "TQREPLAYUSDT", "TQSTALEUSDT"),
+        "admission_live_max_age_days": 36_500,  # live bars of 2023 (the live window is tested in tradebus)
     }
     settings = TelemetrySettings(nats_url=nats_url, database_url=database_url, **(fast | overrides))
     async with running(build_service(settings)) as service:
@@ -158,39 +160,40 @@ async def test_bar_quality_issues_are_published_stored_and_reported(
 ) -> None:
     symbol = "TQBADUSDT"
     issues = await collect(nc, subjects.quality(symbol))
+    letters = await collect(nc, "dlq.telemetry")
     async with telemetry(nc, nats_url, database_url) as service, client(service) as http:
         bars = [
             bar(0, symbol=symbol),
-            bar(1, symbol=symbol, high="98", low="99"),  # high < low: valid structure, inconsistent prices
-            bar(4, symbol=symbol),  # minutes 2 and 3 missing
+            bar(1, symbol=symbol, high="98", low="99"),  # high < low: dead-lettered at the door, never checked
+            bar(4, symbol=symbol),  # minutes 1 (refused), 2 and 3 missing
             bar(5, symbol=symbol, close="120", high="121"),  # +19% from 100.5
         ]
-        events = [BarEvent.of(b, source="ingest", mode=Mode.LIVE) for b in bars]
-        await (await admin_publisher(service)).publish_many((subjects.bars("1m", symbol), e) for e in events)
+        encoded = [encode_bar_event(b, source="ingest", mode=Mode.LIVE) for b in bars]  # the bad one unchecked
+        await (await admin_publisher(service)).publish_encoded([(subjects.bars("1m", symbol), *e) for e in encoded])
         conflicting = BarEvent.of(bar(0, symbol=symbol, close="100.7"), source="ingest")
         await nc.jetstream().publish(
             subjects.bars("1m", symbol), conflicting.model_dump_json().encode(), headers={"Nats-Msg-Id": "t-dup"}
         )
 
-        await wait_for(lambda: at_least(issues, 4), what="4 quality issues")
+        await wait_for(lambda: at_least(issues, 3), what="3 quality issues")
+        await wait_for(lambda: at_least(letters, 1), what="the inconsistent bar dead-lettered")
         got = {e.event_id: e for e in (QualityIssueEvent.model_validate_json(m.data) for m in issues)}
         ms = [b.open_ms for b in bars]
         assert set(got) == {
-            f"quality:{symbol}:1m:ohlc:{ms[1]}",
             f"quality:{symbol}:1m:gap:{ms[2]}",
             f"quality:{symbol}:1m:price_jump:{ms[3]}",
             f"quality:{symbol}:1m:duplicate:{ms[0]}",
         }
-        ohlc = got[f"quality:{symbol}:1m:ohlc:{ms[1]}"]
-        assert (ohlc.trace_id, ohlc.mode, ohlc.data.severity.value) == (events[1].trace_id, Mode.LIVE, "critical")
-        assert got[f"quality:{symbol}:1m:gap:{ms[2]}"].data.detail.startswith("2 missing 1m bar(s)")
+        (letter,) = [orjson.loads(m.data) for m in letters]
+        assert letter["reason"] == "malformed" and "low 99 > high 98" in letter["error"]
+        assert got[f"quality:{symbol}:1m:gap:{ms[2]}"].data.detail.startswith("3 missing 1m bar(s)")
 
         report = (await http.get("/v1/data-quality")).json()
-        assert report["last_hour"] == {"critical": 1, "warning": 3}
+        assert report["last_hour"] == {"critical": 0, "warning": 3}
         assert {i["event_id"] for i in report["issues"]} == set(got)
         (feed,) = [f for f in report["feeds"] if f["symbol"] == symbol]
         assert (feed["mode"], feed["status"], feed["last_bar_time"]) == ("live", "ok", "2023-11-14T22:19:00Z")
-        counted = f'tradebus_telemetry_quality_issues_total{{kind="ohlc",severity="critical",symbol="{symbol}"}}'
+        counted = f'tradebus_telemetry_quality_issues_total{{kind="gap",severity="warning",symbol="{symbol}"}}'
         assert counted in (await http.get("/metrics")).text
         asyncapi = (await http.get("/docs/asyncapi")).text
         assert all(s in asyncapi for s in ("telemetry.quality.*", "telemetry.readiness", "bars.1m.*"))

@@ -46,6 +46,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, 
 from pydantic import ValidationError
 
 from tradebus import metrics, subjects
+from tradebus.admission import Admission, Refusal, Screen
 from tradebus.events import Envelope
 from tradebus.logging import get_logger, trace_context
 
@@ -266,6 +267,8 @@ class BatchConsumer(Generic[E]):
         holds: bool = False,
         linger_s: float = 0.0,
         linger_while: Callable[[Sequence[E]], bool] | None = None,
+        admission: Admission | None = None,
+        screen: Screen[E] | None = None,
     ) -> None:
         self.service = service
         self.name = name
@@ -294,6 +297,10 @@ class BatchConsumer(Generic[E]):
         )
         self._publisher = publisher
         self._accept = accept
+        self._admission = admission
+        """Size, schema version, symbol and time checks at the door (`tradebus.admission`)."""
+        self._screen = screen
+        """The service's own admission of a decoded chunk, against its state."""
         self.last_batch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop
@@ -422,14 +429,10 @@ class BatchConsumer(Generic[E]):
         batch, last, top, gap = self._in_order(batch)
         for subject, count in Counter(msg.subject for msg in batch).items():
             metrics.BUS_IN.labels(self.service, subject).inc(count)
-        good: list[tuple[E, Msg]] = []
-        for msg in batch:
-            if self._accept is not None and not self._accept(msg.subject):
-                continue
-            try:
-                good.append((self.model.model_validate_json(msg.data), msg))
-            except ValidationError as exc:
-                await self._dead_letter(msg, "malformed", _validation_summary(exc))
+        try:
+            good = await self._admit(batch)
+        except _Interrupted:
+            return True  # stopping during an outage: nothing of the chunk is acked, all of it comes again
         if good and self._linger_while is not None:
             self._lingering = bool(self.linger_s) and self._linger_while([event for event, _ in good])
         try:
@@ -469,6 +472,50 @@ class BatchConsumer(Generic[E]):
                 continue
             fresh.append(msg)
         return fresh, last, top, gap
+
+    async def _admit(self, batch: Sequence[Msg]) -> list[tuple[E, Msg]]:
+        """The chunk's messages that pass the door, decoded; every other one is dead-lettered with
+        its reason (never handed on, so never both stored and dead-lettered)."""
+        admission = self._admission
+        now = admission.clock() if admission is not None else datetime.now(tz=UTC)
+        good: list[tuple[E, Msg]] = []
+        for msg in batch:
+            if self._accept is not None and not self._accept(msg.subject):
+                continue
+            refusal = admission.oversized(len(msg.data)) if admission is not None else None
+            if refusal is None:
+                try:
+                    event = self.model.model_validate_json(msg.data)
+                except ValidationError as exc:
+                    refusal = admission.undecodable(msg.data, self.model) if admission is not None else None
+                    refusal = refusal or Refusal("malformed", _validation_summary(exc))
+                else:
+                    refusal = admission.refusal(event, now) if admission is not None else None
+                    if refusal is None:
+                        good.append((event, msg))
+                        continue
+            await self._dead_letter(msg, refusal.reason, refusal.detail)
+        if good and self._screen is not None:
+            verdicts = await self._screened([event for event, _ in good])
+            for (_, msg), refusal in zip(good, verdicts, strict=True):
+                if refusal is not None:
+                    await self._dead_letter(msg, refusal.reason, refusal.detail)
+            good = [pair for pair, refusal in zip(good, verdicts, strict=True) if refusal is None]
+        return good
+
+    async def _screened(self, events: list[E]) -> Sequence[Refusal | None]:
+        """The service's screen on `events`; an outage of the database or the bus (the screen may
+        read stored state) is retried in place like the handler's."""
+        assert self._screen is not None
+        outages = 0
+        while True:
+            try:
+                return await self._screen(events)
+            except TRANSIENT_ERRORS as exc:
+                outages += 1
+                log.warning("transient failure screening a chunk; retrying", consumer=self.name, error=repr(exc))
+                if await self._stopped_within(_backoff(outages)):
+                    raise _Interrupted from exc
 
     async def _handle(self, good: list[tuple[E, Msg]]) -> Collection[str]:
         """The handler on the whole chunk; when that fails, on each event alone."""
@@ -550,11 +597,13 @@ class BatchConsumer(Generic[E]):
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> None:
         meta = msg.metadata
         seq = meta.sequence.stream if meta else 0
+        kept = msg.data[:DLQ_PAYLOAD_MAX_BYTES]  # a too-large message must not make a too-large dead letter
         try:
-            text = msg.data.decode("utf-8")
-            payload: dict[str, str] = {"payload": text}
+            payload: dict[str, object] = {"payload": kept.decode("utf-8")}
         except UnicodeDecodeError:
-            payload = {"payload_base64": base64.b64encode(msg.data).decode()}
+            payload = {"payload_base64": base64.b64encode(kept).decode()}
+        if len(kept) < len(msg.data):
+            payload["payload_bytes"] = len(msg.data)
         body = orjson.dumps(
             {
                 "service": self.service,
@@ -575,19 +624,22 @@ class BatchConsumer(Generic[E]):
 
 
 PULL_EXPIRES_S: Final = 5.0
+DLQ_PAYLOAD_MAX_BYTES: Final = 64 * 1024
+"""A dead letter keeps at most this much of the message (and says how large it was)."""
 _REQUEST_DONE: Final = frozenset({"404", "408", "409"})
 
 
 def _split(chunk: list[Msg | None]) -> tuple[list[Msg], bool]:
-    """The data messages of a chunk, and whether the chunk ends the pull request: a stop's None, or
+    """The deliveries of a chunk, and whether the chunk ends the pull request: a stop's None, or
     a JetStream status that ends it (404 no messages, 408 request expired, 409); other statuses
-    (100 heartbeat) are neither."""
+    (100 heartbeat) are neither. A delivery is told by its reply subject, never by its headers: a
+    published message may carry a `Status` header of its own."""
     data: list[Msg] = []
     done = False
     for msg in chunk:
         if msg is None:
             done = True
-        elif msg.data or not msg.headers:
+        elif msg.reply:  # a delivery (its reply is its ack subject), empty or not; statuses have none
             data.append(msg)
         elif msg.headers.get("Status") in _REQUEST_DONE:
             done = True

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Final, Literal, Self
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from tradebus.timeframes import Interval, close_time_ms, datetime_to_ms, ms_to_datetime
+from tradebus.timeframes import INTERVALS, Interval, bucket_start, close_time_ms, datetime_to_ms, ms_to_datetime
 
 
 def _upper_symbol(value: str) -> str:
@@ -185,14 +185,52 @@ class Bar(_Model):
     def open_ms(self) -> int:
         return datetime_to_ms(self.open_time)
 
+    @model_validator(mode="after")
+    def _is_a_bar(self) -> Self:
+        """Nothing builds (or decodes) a bar whose prices or times contradict each other."""
+        low, high = self.low, self.high
+        if low <= self.open <= high and low <= self.close <= high and low >= 0:  # the common case, at once
+            problem = time_problem(self.interval, self.open_time, self.close_time, self.open_ms)
+        else:
+            problem = self.ohlc_problem()
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     def ohlc_problem(self) -> str | None:
         """Why the prices are inconsistent, or None when low <= open, close <= high."""
-        if self.low > self.high:
-            return f"low {self.low} > high {self.high}"
-        for name, price in (("open", self.open), ("close", self.close)):
-            if not self.low <= price <= self.high:
-                return f"{name} {price} outside [{self.low}, {self.high}]"
-        return None
+        return ohlc_problem(self.open, self.high, self.low, self.close)
+
+
+def ohlc_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) -> str | None:
+    """Why a bar's prices are inconsistent, or None when 0 <= low <= open, close <= high."""
+    if low > high:
+        return f"low {low} > high {high}"
+    for name, price in (("open", open_), ("close", close)):
+        if not low <= price <= high:
+            return f"{name} {price} outside [{low}, {high}]"
+    if low < 0:
+        return f"low {low} is negative"
+    return None
+
+
+_BAR_SPAN: Final[dict[str, timedelta]] = {iv: timedelta(milliseconds=close_time_ms(0, iv)) for iv in INTERVALS}
+"""Close time minus open time of a bar of each interval (its length less one millisecond)."""
+
+
+def time_problem(
+    interval: Interval, open_time: datetime, close_time: datetime | None = None, open_ms: int | None = None
+) -> str | None:
+    """Why a bar's times do not fit its interval, or None: the open time is a bucket start of
+    `interval` (whole milliseconds, weeks on Monday) and the close time is Binance's (the bar's
+    last millisecond). Pass `open_ms` when known."""
+    if open_ms is None:
+        open_ms = datetime_to_ms(open_time)
+    if open_time.microsecond % 1000 or bucket_start(open_ms, interval) != open_ms:
+        return f"open_time {open_time.isoformat()} is not aligned to {interval}"
+    if close_time is not None and close_time - open_time != _BAR_SPAN[interval]:
+        return f"close_time {close_time.isoformat()} does not close the {interval} bar opening {open_time.isoformat()}"
+    return None
 
 
 def bar_event_id(symbol: str, interval: str, open_ms: int) -> str:
@@ -324,10 +362,25 @@ class Consensus(_Model):
 
 
 class TradePlan(_Model):
-    entry: Amount
-    stop: Amount
-    targets: list[Amount]
-    risk_reward: Amount
+    """Entry, stop and targets of one direction: the stop on one side of the entry, every target
+    on the other (a long's stop below, a short's above). A short's far target may lie at or below
+    zero (an ATR multiple of a small price): refusing it would lose the signal, an exit included."""
+
+    entry: Amount = Field(gt=0)
+    stop: Amount = Field(gt=0)
+    targets: list[Amount] = Field(min_length=1)
+    risk_reward: Amount = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _is_coherent(self) -> Self:
+        if self.stop == self.entry:
+            raise ValueError(f"stop {self.stop} equals entry")
+        long = self.stop < self.entry
+        stray = [t for t in self.targets if (t <= self.entry if long else t >= self.entry)]
+        if stray:
+            side = "above" if long else "below"
+            raise ValueError(f"targets {stray} not {side} entry {self.entry} (stop {self.stop})")
+        return self
 
 
 class ModelInfo(_Model):
@@ -339,7 +392,7 @@ class Signal(_Model):
     symbol: Symbol
     interval: Interval = Field(description="The horizon whose closed bar triggered the signal.")
     bar_time: UtcDatetime = Field(description="Open time of the triggering bar (event time).")
-    price: Amount = Field(description="Close of the triggering bar.")
+    price: Amount = Field(gt=0, description="Close of the triggering bar.")
     state: SignalState
     direction: Direction
     confidence: Amount = Field(ge=0, le=1)
@@ -403,14 +456,20 @@ class Trade(_Model):
     strategy: str
     direction: Direction
     quantity: Amount = Field(gt=0)
-    entry_price: Amount
-    exit_price: Amount
+    entry_price: Amount = Field(gt=0)
+    exit_price: Amount = Field(gt=0)
     entry_time: UtcDatetime
     exit_time: UtcDatetime
     gross_pnl: Amount
     fees: Amount = Field(ge=0)
     net_pnl: Amount
     exit_reason: str
+
+    @model_validator(mode="after")
+    def _is_a_round_trip(self) -> Self:
+        if self.exit_time < self.entry_time:
+            raise ValueError(f"exit_time {self.exit_time.isoformat()} before entry_time {self.entry_time.isoformat()}")
+        return self
 
 
 class TradeEvent(Envelope):
@@ -496,6 +555,13 @@ class Heartbeat(_Model):
 class HeartbeatEvent(Envelope):
     EVENT_TYPE: ClassVar[str] = "service.heartbeat"
     data: Heartbeat
+
+    @model_validator(mode="after")
+    def _from_itself(self) -> Self:
+        """A service beats for itself: the emitter is the service the heartbeat speaks for."""
+        if self.data.service != self.source:
+            raise ValueError(f"heartbeat of {self.data.service!r} emitted by {self.source!r}")
+        return self
 
 
 # --------------------------------------------------------------------------- rollups

@@ -37,6 +37,7 @@ from faststream.specification import AsyncAPI, get_asyncapi_html
 from nats.js.api import DeliverPolicy
 
 from tradebus import db, metrics, natsauth, subjects
+from tradebus.admission import Admission, Screen
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.lease import InstanceLease, LeaseLost
@@ -150,6 +151,8 @@ class Service:
         linger_s: float = 0.0,
         linger_while: Callable[[Sequence[E]], bool] | None = None,
         documented_as: type[Envelope] | None = None,
+        admission: Admission | None = None,
+        screen: Screen[E] | None = None,
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
 
@@ -162,6 +165,9 @@ class Service:
         chunk `linger_while` holds for (see `BatchConsumer`).
         `documented_as` names the contract's schema in the AsyncAPI document when `model` is a
         consumer's own reading of it (only the fields it uses).
+        Every message passes `admission` first (by default the service settings' size limit,
+        symbols and time windows, `tradebus.admission`), then the service's own `screen` of the
+        decoded chunk, if any; what fails is dead-lettered with the reason, never handled.
         """
 
         def register(handler: BatchHandler[E]) -> BatchHandler[E]:
@@ -181,6 +187,8 @@ class Service:
                 holds=holds,
                 linger_s=linger_s,
                 linger_while=linger_while,
+                admission=admission or Admission.of(self.settings),
+                screen=screen,
             )
             self._consumers.append(consumer)
             self._document_subscriber(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES: Final = ("ingest", "aggregator", "signal", "risk", "telemetry", "rollup")
@@ -17,6 +17,10 @@ DEFAULT_PORTS: Final[dict[str, int]] = {
     "telemetry": 8085,
     "rollup": 8086,
 }
+DEFAULT_MAX_MESSAGE_BYTES: Final = 32 * 1024
+"""The largest real event is a signal of five horizons with its explanation, ~4.4 KB (measured by
+signal's `test_stored_data`); seven times that leaves room for more features, and refuses padding
+long before NATS's 1 MB."""
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,13 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 5.0
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
     instance: str = ""
+    bus_max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, gt=0, description="Larger messages are dead-lettered unread."
+    )
+    admission_live_max_age_days: float = Field(
+        default=45.0, gt=0, description="A live event older than this is refused (the backfill horizon plus margin)."
+    )
+    admission_max_skew_s: float = Field(default=120.0, ge=0, description="How far in the future an event may lie.")
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query
+from pydantic import ValidationError
 
 from tradebus import subjects
+from tradebus.admission import Refusal
 from tradebus.events import Bar, BarEvent, encode_bar_event
 from tradebus.logging import get_logger
 from tradebus.service import Service
 from tradebus.timeframes import (
     HIGHER_INTERVALS,
     INTERVALS,
-    MINUTE_MS,
     Interval,
     bucket_start,
     ms_to_datetime,
@@ -22,6 +24,7 @@ from tradebus.timeframes import (
     parse_interval,
 )
 from tradebus_aggregator import metrics
+from tradebus_aggregator.buckets import Minute
 from tradebus_aggregator.repository import BarRepository
 from tradebus_aggregator.settings import AggregatorSettings
 from tradebus_aggregator.stream import Aggregator
@@ -61,8 +64,37 @@ class Aggregation:
             self.state.of(history.symbol).load(history.start_ms, history.minutes, history.published)
         log.info("state restored", symbols=len(self.state.symbols))
 
+    async def screen(self, events: Sequence[BarEvent]) -> list[Refusal | None]:
+        """Admit 1m bars only, and none that contradicts the minute held (stored) for its time:
+        a 1m bar changes only with a higher revision (ingest's corrections); the same bar again
+        is a redelivery, an older revision is stale (both left to `handle`, which skips them),
+        other prices at the same revision a forgery or a bug, refused here so that nothing of
+        it is stored or aggregated."""
+        if self._dirty:
+            await self.restore(self._dirty)
+            self._dirty.clear()
+        minutes = [e for e in events if e.data.interval == "1m"]
+        await self._load_history(minutes)
+        seen: dict[tuple[str, int], Minute] = {}
+        out: list[Refusal | None] = []
+        for event in events:
+            bar = event.data
+            if bar.interval != "1m":
+                out.append(Refusal("interval", f"a {bar.interval} bar on bars.1m"))
+                continue
+            key = (bar.symbol, bar.open_ms)
+            minute = Minute.of(bar)
+            held = seen.get(key) or self.state.of(bar.symbol).minutes.get(bar.open_ms)
+            if held is not None and held.revision == minute.revision and held != minute:
+                detail = f"{event.event_id} r{minute.revision} differs from the bar held at that revision"
+                out.append(Refusal("revision_conflict", detail))
+                continue
+            if held is None or minute.revision > held.revision:
+                seen[key] = minute
+            out.append(None)
+        return out
+
     async def handle(self, events: list[BarEvent]) -> None:
-        events = [e for e in events if _usable(e)]
         symbols = {e.data.symbol for e in events}
         if self._dirty:
             await self.restore(self._dirty)
@@ -106,15 +138,6 @@ class Aggregation:
             state.load(start, history.minutes, history.published)
 
 
-def _usable(event: BarEvent) -> bool:
-    """A bar on `bars.1m.*` that is not a closed, minute-aligned 1m bar cannot be aggregated."""
-    bar = event.data
-    if bar.interval == "1m" and bar.open_ms % MINUTE_MS == 0:
-        return True
-    log.warning("bar ignored: not a minute-aligned 1m bar", event_id=event.event_id, interval=bar.interval)
-    return False
-
-
 def _count(bars: list[Bar]) -> None:
     for bar in bars:
         metrics.BARS_PUBLISHED.labels(bar.interval).inc()
@@ -154,7 +177,12 @@ def build_service(settings: AggregatorSettings) -> Service:
         await aggregation.restore()
 
     @service.consumer(
-        name="bars-1m", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=settings.aggregator_batch_size
+        name="bars-1m",
+        stream="BARS",
+        subject="bars.1m.*",
+        model=BarEvent,
+        batch_size=settings.aggregator_batch_size,
+        screen=aggregation.screen,
     )
     async def on_bars(events: list[BarEvent]) -> None:
         await aggregation.handle(events)
@@ -162,7 +190,9 @@ def build_service(settings: AggregatorSettings) -> Service:
     for interval in HIGHER_INTERVALS:
         service.publishes(f"bars.{interval}.*", BarEvent, f"{interval} bars aggregated from 1m bars")
 
-    @service.router.get("/v1/bars", tags=["bars"])
+    @service.router.get(
+        "/v1/bars", tags=["bars"], responses={409: {"description": "A stored bar in the range is invalid."}}
+    )
     async def get_bars(
         symbol: str,
         interval: str = "1m",
@@ -171,7 +201,11 @@ def build_service(settings: AggregatorSettings) -> Service:
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
     ) -> list[dict[str, Any]]:
         """The newest `limit` bars of `symbol` on `interval` in [start, end), oldest first."""
-        bars = await aggregation.repo.bars(_symbol(symbol), _interval(interval), _utc(start), _utc(end), limit)
+        try:
+            bars = await aggregation.repo.bars(_symbol(symbol), _interval(interval), _utc(start), _utc(end), limit)
+        except ValidationError as exc:
+            log.error("invalid stored bar", symbol=symbol, interval=interval, error=repr(exc))
+            raise HTTPException(409, f"a stored {interval} bar of {symbol} in the range is invalid: {exc}") from exc
         return [bar.model_dump(mode="json") for bar in bars]
 
     @service.router.get("/v1/meta/instruments", tags=["bars"])

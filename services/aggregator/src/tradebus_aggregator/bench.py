@@ -195,9 +195,9 @@ async def _stream_latency(env: BenchEnv) -> Figure:
     from tradebus_aggregator.settings import AggregatorSettings
 
     minutes, rate = (40, 200.0) if env.smoke else (1_500, 100.0)
-    settings = AggregatorSettings(nats_url=env.nats_url, database_url=await env.fresh_database())
-    service = build_service(settings)
     symbol = "LATENCYUSDT"
+    settings = AggregatorSettings(nats_url=env.nats_url, database_url=await env.fresh_database(), symbols=(symbol,))
+    service = build_service(settings)
     bars = synthetic_minutes(symbol, 2, seed=3)[:minutes]
     sent: dict[int, float] = {}
     got: list[float] = []

@@ -112,17 +112,24 @@ class Bucket:
         return self.minutes == minutes_in(self.interval)
 
     def to_bar(self, revision: int = 0) -> Bar:
+        """The bar; its range reaches its close even when the minute that moved the price there is
+        missing (a gap before a minute without trades, which stays at the last price): a bar's
+        low <= close <= high always holds. With every minute present this changes nothing."""
         if self.minutes == 0:
             raise ValueError(f"empty {self.interval} bucket at {self.open_ms} has no bar")
-        traded = self.first_traded_ms is not None
+        close = self.close
+        if self.first_traded_ms is None:
+            open_ = high = low = close
+        else:
+            open_, high, low = self.open, max(self.high, close), min(self.low, close)
         return make_bar(
             self.symbol,
             self.interval,
             self.open_ms,
-            self.open if traded else self.close,
-            self.high if traded else self.close,
-            self.low if traded else self.close,
-            self.close,
+            open_,
+            high,
+            low,
+            close,
             self.volume,
             self.quote_volume,
             self.trades,
@@ -141,14 +148,15 @@ def bucket_of(symbol: str, interval: Interval, open_ms: int, minutes: Iterable[M
 
 
 def latest_versions(bars_1m: Iterable[Bar]) -> dict[tuple[str, int], Bar]:
-    """One 1m bar per (symbol, minute): the highest revision, the later one on a tie."""
+    """One 1m bar per (symbol, minute): the highest revision, the first one on a tie (a bar
+    re-sent at the same revision never replaces the one seen first)."""
     chosen: dict[tuple[str, int], Bar] = {}
     for bar in bars_1m:
         if bar.interval != "1m":
             raise ValueError(f"expected 1m bars, got {bar.interval} for {bar.symbol}")
         key = (bar.symbol, bar.open_ms)
         held = chosen.get(key)
-        if held is None or bar.revision >= held.revision:
+        if held is None or bar.revision > held.revision:
             chosen[key] = bar
     return chosen
 

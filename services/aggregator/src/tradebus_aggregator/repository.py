@@ -37,20 +37,22 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_bars (
 ) ON COMMIT DELETE ROWS
 """
 
-# A 1m bar replaces a stored one of the same or a lower revision (a correction); a higher bar
-# only a lower revision, so a redelivered batch changes nothing.
+# A bar replaces a stored one of a lower revision only (a 1m bar's revision comes from ingest's
+# corrections, a higher bar's from the aggregator's): a redelivered batch changes nothing, and
+# a bar re-sent with other prices at the same revision cannot overwrite the stored one (the
+# first of equal revisions wins, in a batch too).
 _ON_CONFLICT = """
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
     complete = excluded.complete, revision = excluded.revision, source = excluded.source, updated_at = now()
-WHERE excluded.revision > bars.revision OR (excluded.interval = '1m' AND excluded.revision = bars.revision)
+WHERE excluded.revision > bars.revision
 """
 UPSERT = f"""
 INSERT INTO bars ({", ".join(_COLUMNS)})
 SELECT DISTINCT ON (symbol, interval, open_time) {", ".join(_COLUMNS)}
 FROM incoming_bars
-ORDER BY symbol, interval, open_time, revision DESC, seq DESC
+ORDER BY symbol, interval, open_time, revision DESC, seq
 {_ON_CONFLICT}"""
 
 # The live edge writes a bar or two at a time: one statement (one round trip), where the COPY
@@ -63,7 +65,7 @@ SELECT DISTINCT ON (symbol, interval, open_time)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::bigint[], $11::boolean[], $12::integer[], $13::text[])
      WITH ORDINALITY AS t({", ".join(_COLUMNS)}, seq)
-ORDER BY symbol, interval, open_time, revision DESC, seq DESC
+ORDER BY symbol, interval, open_time, revision DESC, seq
 {_ON_CONFLICT}"""
 FEW: Final = 16
 """Up to this many bars are written by `UPSERT_FEW`, more by COPY."""
@@ -195,7 +197,7 @@ class BarRepository:
         self._service = service
 
     async def save(self, bars: Sequence[Bar]) -> None:
-        """Store `bars` (1m and higher) idempotently; later entries win over earlier equal revisions.
+        """Store `bars` (1m and higher) idempotently; a higher revision replaces, the first of equals stays.
 
         One COPY straight into the table when every row is new (the common case, and a backfill's);
         when any row exists already, the COPY fails as a whole and the rows go through a staged

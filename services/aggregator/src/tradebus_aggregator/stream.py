@@ -93,8 +93,8 @@ class SymbolAggregator:
         """Take in one closed 1m bar of this symbol."""
         m = Minute.of(bar)
         held = self.minutes.get(m.open_ms)
-        if held is not None and (held == m or held.revision > m.revision):
-            return Outcome(stored=False)
+        if held is not None and held.revision >= m.revision:
+            return Outcome(stored=False)  # a redelivery, a stale revision, or a contradiction screened out before
         if self.needs_history(m.open_ms):
             raise HistoryMissing(f"{self.symbol}: minute {m.open_ms} is before {self.horizon}; load its week first")
         self.minutes[m.open_ms] = m

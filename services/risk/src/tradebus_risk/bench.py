@@ -172,7 +172,9 @@ async def bench(env: BenchEnv, days: int | None = None, symbol_count: int = 2) -
     days = days or (1 if env.smoke else 30)
     symbols = [f"BENCH{i}USDT" for i in range(symbol_count)]
     bars, signals = replay_events(days, symbols)
-    settings = RiskSettings(nats_url=env.nats_url, database_url=await env.fresh_database(), heartbeat_interval_s=5)
+    settings = RiskSettings(
+        nats_url=env.nats_url, database_url=await env.fresh_database(), heartbeat_interval_s=5, symbols=tuple(symbols)
+    )
     with stopwatch() as pure:
         expected = apply_in_process(bars, signals, settings)
     await _publish(env, [*signals, *bars])

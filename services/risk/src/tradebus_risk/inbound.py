@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Protocol
+from typing import Annotated, ClassVar, Protocol, Self
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from tradebus.events import (
     Amount,
@@ -38,6 +38,8 @@ from tradebus.events import (
     Symbol,
     TradePlan,
     UtcDatetime,
+    ohlc_problem,
+    time_problem,
 )
 from tradebus.timeframes import Interval
 
@@ -59,7 +61,7 @@ class RiskSignal(BaseModel):
     symbol: Symbol
     interval: Interval = Field(description="The horizon whose closed bar triggered the signal.")
     bar_time: UtcTime = Field(description="Open time of the triggering bar (event time).")
-    price: Amount = Field(description="Close of the triggering bar.")
+    price: Amount = Field(gt=0, description="Close of the triggering bar.")
     state: SignalState
     direction: Direction
     confidence: Amount = Field(ge=0, le=1)
@@ -86,6 +88,15 @@ class RiskBar(BaseModel):
     high: Amount
     low: Amount
     close: Amount
+
+    @model_validator(mode="after")
+    def _is_a_bar(self) -> Self:
+        """The contract `Bar`'s own facts, on the fields risk reads."""
+        problem = ohlc_problem(self.open, self.high, self.low, self.close)
+        problem = problem or time_problem(self.interval, self.open_time)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class RiskBarEvent(Envelope):

@@ -107,9 +107,14 @@ class Rollup:
         return performance.local_day(moment, self._zone)
 
     async def on_trades(self, events: list[TradeEvent]) -> None:
-        """Store a batch of closed trades, then recompute the days they closed on."""
+        """Store a batch of closed trades, then recompute the days they closed on. A day that
+        cannot be computed (its window beyond the calendar) fails the batch before anything is
+        stored: a trade is never both stored and dead-lettered."""
+        days = {self.day_of(e.data.exit_time) for e in events}
+        for day in days:
+            self._window(day, day)
         await self.repository.store_trades(events)
-        await self.recompute({self.day_of(e.data.exit_time) for e in events})
+        await self.recompute(days)
 
     async def recompute_range(self, first: date, last: date) -> Recomputed:
         """Recompute every day of [first, last] (a day without trades gets a zero row)."""

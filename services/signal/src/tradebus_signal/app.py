@@ -9,6 +9,7 @@ from typing import Final
 import orjson
 from fastapi import HTTPException, Query
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from tradebus import subjects
 from tradebus.events import BarEvent, Signal, SignalEvent
@@ -114,9 +115,21 @@ def build_service(settings: SignalSettings) -> Service:
                 raise result
         return out
 
-    @service.router.post("/v1/signal", response_model=Signal, tags=["signal"])
+    @service.router.post(
+        "/v1/signal",
+        response_model=Signal,
+        tags=["signal"],
+        responses={409: {"description": "The stored bars of the symbol cannot make a signal (invalid rows)."}},
+    )
     async def compute_signal(request: SignalRequest) -> Signal:
         """The signal for the latest stored bar of the base horizon (the first of `horizons`)."""
+        try:
+            return await signal_for(request)
+        except (ValidationError, ArithmeticError) as exc:
+            log.error("stored bars cannot make a signal", symbol=request.symbol, error=repr(exc))
+            raise HTTPException(409, f"the stored bars of {request.symbol} cannot make a signal: {exc}") from exc
+
+    async def signal_for(request: SignalRequest) -> Signal:
         chosen: tuple[Interval, ...] = tuple(request.horizons) if request.horizons else horizons
         base_bars = await repo().recent_bars(request.symbol, chosen[0], request.bar_limit)
         if not base_bars:

@@ -20,7 +20,12 @@ from tradebus.settings import Settings
 
 async def main(nats_url: str, database_url: str, instance: str, log_path: Path) -> None:
     settings = Settings(  # a service outside the permission table logs in as admin
-        nats_url=nats_url, database_url=database_url, instance=instance, heartbeat_interval_s=0.5, nats_user=ADMIN
+        nats_url=nats_url,
+        database_url=database_url,
+        instance=instance,
+        heartbeat_interval_s=0.5,
+        nats_user=ADMIN,
+        symbols=("LEASEUSDT",),
     )
     service = Service("leasetest", settings)
     log = log_path.open("a", buffering=1)

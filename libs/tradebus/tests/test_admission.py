@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from tradebus.admission import EARLIEST, Admission, Refusal
 from tradebus.events import BarEvent, BarSource, Mode, encode_bar_event, make_bar
+from tradebus.natsauth import ADMIN
 from tradebus.service import Service
 from tradebus.settings import Settings
 from tradebus.testing import wait_for
@@ -95,8 +96,12 @@ def test_the_settings_configure_it() -> None:
 @pytest.fixture
 async def demo(private_nats_url: str, database_url: str) -> AsyncIterator[Service]:
     settings = Settings(
-        nats_url=private_nats_url, database_url=database_url, heartbeat_interval_s=0.2, symbols=("BTCUSDT",)
-    )
+        nats_url=private_nats_url,
+        database_url=database_url,
+        heartbeat_interval_s=0.2,
+        symbols=("BTCUSDT",),
+        nats_user=ADMIN,
+    )  # a service outside the permission table logs in as admin
     service = Service("demo", settings, migrations="migrations_demo")
 
     @service.consumer(name="bars", stream="BARS", subject="bars.1m.*", model=BarEvent)

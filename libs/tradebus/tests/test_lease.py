@@ -17,7 +17,7 @@ import nats
 
 from tradebus import subjects
 from tradebus.bus import Publisher, ensure_streams
-from tradebus.events import BarEvent, BarSource, make_bar
+from tradebus.events import BarEvent, BarSource, Mode, make_bar
 from tradebus.natsauth import ADMIN
 from tradebus.service import Service
 from tradebus.settings import Settings
@@ -30,7 +30,7 @@ def _events(first: int, count: int) -> list[BarEvent]:
     def bar(minute: int) -> BarEvent:
         made = make_bar("LEASEUSDT", "1m", 1_700_000_040_000 + minute * 60_000, Decimal("10"), Decimal("11"),
                         Decimal("9"), Decimal("10.5"), Decimal("1"), Decimal("10"), 3, BarSource.REPLAY)  # fmt: skip
-        return BarEvent.of(made, source="ingest")
+        return BarEvent.of(made, source="ingest", mode=Mode.REPLAY)
 
     return [bar(m) for m in range(first, first + count)]
 

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from tradebus import subjects
 from tradebus.bus import encode
 from tradebus.events import BarEvent, Mode
-from tradebus.testing import running, wait_for
+from tradebus.testing import admin_publisher, running, wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,7 +59,7 @@ async def test_a_rewritten_bar_is_dead_lettered_and_a_higher_revision_applies(na
         await js.subscribe("dlq.aggregator", cb=on_letter, ordered_consumer=True, deliver_policy="new")
         await js.subscribe(f"bars.5m.{SYMBOL}", cb=on_bar, ordered_consumer=True)
         first = [_event(i) for i in range(5)]
-        await service.publisher.publish_many((subjects.bars("1m", SYMBOL), e) for e in first)
+        await (await admin_publisher(service)).publish_many((subjects.bars("1m", SYMBOL), e) for e in first)
 
         async def bucket_published() -> bool:
             return len(published) == 1
@@ -75,7 +75,9 @@ async def test_a_rewritten_bar_is_dead_lettered_and_a_higher_revision_applies(na
 
         forged = _event(2, "200", high="300", low="150")  # same event id, same revision, other prices
         assert forged.event_id == first[2].event_id
-        await service.publisher.publish_raw(subjects.bars("1m", SYMBOL), encode(forged), "a-fresh-msg-id")
+        await (await admin_publisher(service)).publish_raw(
+            subjects.bars("1m", SYMBOL), encode(forged), "a-fresh-msg-id"
+        )
 
         async def dead_lettered() -> bool:
             return bool(letters)
@@ -89,7 +91,7 @@ async def test_a_rewritten_bar_is_dead_lettered_and_a_higher_revision_applies(na
         assert (await service.readiness())[0] != "down"
 
         corrected = _event(2, "90", revision=1)  # ingest's correction path: a higher revision
-        await service.publisher.publish(subjects.bars("1m", SYMBOL), corrected)
+        await (await admin_publisher(service)).publish(subjects.bars("1m", SYMBOL), corrected)
 
         async def revised() -> bool:
             return len(published) == 2

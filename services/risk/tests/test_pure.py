@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ import pytest
 from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side, SignalState, TradeEvent
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.merge import MergeQueue, Staged, StreamMarks, ready
 from tradebus_risk.paper import exit_trigger
 from tradebus_risk.precision import MoneyPolicy
 from tradebus_risk.records import Account
@@ -226,41 +224,3 @@ def test_drawdown_freezes_entries_until_reset() -> None:
     assert [a.decision for a in book.changes.audits][-2:] == ["rejected", "reset"]
     fills = [e for _, e in book.changes.events if isinstance(e, FillEvent)]
     assert fills[0].data.fee == D("2.001")
-
-
-# ----------------------------------------------------------------- merge
-def _staged(kind: str, minute: int, live: bool = False) -> Staged:
-    return Staged(f"{kind}{minute}", kind, datetime(2024, 1, 2, tzinfo=UTC) + timedelta(minutes=minute), live)  # type: ignore[arg-type]
-
-
-def test_merge_order_and_waiting() -> None:
-    t0 = datetime(2024, 1, 2, tzinfo=UTC)
-    items = [_staged("bar", 5), _staged("signal", 5), _staged("bar", 4), _staged("bar", 10)]
-    marks = StreamMarks(
-        bar_seen=t0 + timedelta(minutes=10), signal_seen=t0 + timedelta(minutes=5), base=timedelta(minutes=5)
-    )
-    go, waiting = ready(items, marks)
-    assert [i.event_id for i in go] == ["bar4", "signal5", "bar5"] and waiting  # bar10 waits for signal C=10
-    go, waiting = ready([_staged("signal", 5), _staged("bar", 3, live=True)], StreamMarks(bar_seen=t0))
-    assert [i.event_id for i in go] == ["bar3"] and waiting  # the signal waits for bar 4; live never waits
-
-
-def test_merge_queue_takes_what_ready_takes() -> None:
-    """The two-list queue (bisection) lets go exactly what the plain merge over all items does."""
-    t0 = datetime(2024, 1, 2, tzinfo=UTC)
-    rng = random.Random(3)
-    for _ in range(300):
-        items = [_staged(rng.choice(["bar", "signal"]), rng.randrange(30), live=rng.random() < 0.05) for _ in range(20)]
-        items = list({i.event_id: i for i in items}.values())
-        marks = StreamMarks(
-            bar_seen=t0 + timedelta(minutes=rng.randrange(30)) if rng.random() < 0.9 else None,
-            signal_seen=t0 + timedelta(minutes=rng.randrange(30)),
-            base=timedelta(minutes=rng.choice([1, 5])),
-        )
-        queue: MergeQueue[Staged] = MergeQueue()
-        for item in items:  # arrival order: not sorted (the queue sorts each stream)
-            queue.add(item)
-        expected, _ = ready(items, marks)
-        assert queue.take(marks) == expected
-        assert len(queue) == len(items) - len(expected)
-        assert queue.take(marks) == []  # what is left must wait

@@ -120,13 +120,15 @@ class Book:
         )
 
     # ----------------------------------------------------------------- signals
-    def decide(self, event: SignalMessage, wall_clock: datetime) -> Verdict:
-        """Judge one signal at its decision point; an accepted one submits a market order."""
+    def decide(self, event: SignalMessage, wall_clock: datetime, *, late: bool = False) -> Verdict:
+        """Judge one signal at its decision point; an accepted one submits a market order. `late`:
+        the account is past the signal's event time already (no entry is opened on it)."""
         signal = event.data
         at = decision_time(signal)
         self._roll_day(at)
         live = event.mode is Mode.LIVE
-        verdict = evaluate(signal, self.snapshot(signal.symbol), self.limits, wall_clock=wall_clock if live else None)
+        snapshot = self.snapshot(signal.symbol)
+        verdict = evaluate(signal, snapshot, self.limits, wall_clock=wall_clock if live else None, late=late)
         self.changes.verdicts.append(verdict)
         self.changes.audits.append(
             AuditEntry(event.event_id, signal.symbol, verdict.decision, verdict.reason, verdict.detail, at, event.mode)

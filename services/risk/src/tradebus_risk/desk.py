@@ -75,6 +75,7 @@ runs as one instance (see above).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,7 +100,7 @@ from tradebus_risk import metrics
 from tradebus_risk.book import Book, Changes
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.merge import Kind, MergeQueue, StreamMarks
+from tradebus_risk.merge import NO_MARKS, Key, Kind, MergeQueue, Stream, StreamMarks, Watermark, head, item_key, take
 from tradebus_risk.repository import Batch, Conn, Repository, StagedRow
 from tradebus_risk.rules import Reason, decision_time
 
@@ -111,7 +112,8 @@ _EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
 }
 
 
-_NO_MARKS: Final = StreamMarks()
+_NO_MARKS: Final = NO_MARKS
+DEFAULT_HOLD_S: Final = 60.0
 
 
 @dataclass(slots=True)
@@ -120,6 +122,7 @@ class Held:
 
     event_id: str
     kind: Kind
+    symbol: str
     at: datetime
     live: bool
     event: RiskSignalEvent | RiskBarEvent
@@ -139,6 +142,9 @@ class DeskState:
     held_ids: set[str] = field(default_factory=set)
     staged_bar_seen: dict[str, datetime] = field(default_factory=dict)
     """Per symbol, the newest bar in the inbox (rows of older versions): durable like applied ones."""
+    clock: Key | None = None
+    """The key of the last item the merge applied: an item keyed below it is late (`merge`). Not
+    durable: after a (re)load lateness is judged from the first item applied."""
 
 
 class HeldDeliveries(Protocol):
@@ -167,12 +173,19 @@ class Desk:
         limits: RiskLimits,
         held_bars: Callable[[], HeldDeliveries],
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
+        *,
+        symbols: Iterable[str] = (),
+        hold_s: float = DEFAULT_HOLD_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._held_bars = held_bars
         self.limits = limits
         self._clock = clock
+        self._monotonic = monotonic
+        self.watermark = Watermark(frozenset(symbols), hold_s)
+        """Which streams the global event-time order waits for (process lifetime, see `merge`)."""
         self._book_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._state: DeskState | None = None
@@ -196,6 +209,8 @@ class Desk:
     async def receive_signals(self, events: list[RiskSignalEvent]) -> None:
         duplicates = 0
 
+        now = self._monotonic()
+
         def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
             nonlocal duplicates
             duplicates = len(decided)
@@ -209,6 +224,7 @@ class Desk:
                 if marks.signal_seen is None or at >= marks.signal_seen:
                     base = timedelta(milliseconds=interval_ms(signal.interval))
                     state.marks[signal.symbol] = replace(marks, signal_seen=at, base=base)
+                    self.watermark.advanced((signal.symbol, "signal"), now)
                 fresh.append(_hold(state, event, "signal", signal.symbol, at))
                 batch.touched.add(signal.symbol)
             return fresh
@@ -220,9 +236,12 @@ class Desk:
     async def receive_bars(self, events: list[RiskBarEvent]) -> set[str]:
         """Stage and apply `events`; returns the ids of the bars held back, to stay unacked."""
         await self.release_applied(settled=True)  # the consumer settled every earlier batch by now
-        events = await self._apply_quiet(events)
+        events, others_wait = await self._apply_quiet(events)
         if not events:
+            if others_wait:  # the quiet bars moved their frontiers: waiting items may go now
+                await self._process(self._stage_nothing)
             return set()
+        now = self._monotonic()
 
         def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
             fresh: list[Held] = []
@@ -240,31 +259,35 @@ class Desk:
                     newest[symbol] = at
                 fresh.append(_hold(state, event, "bar", symbol, at))
             for symbol, at in newest.items():  # in memory only: held bars are not durable
-                _see_bar(state, symbol, at)
+                if _see_bar(state, symbol, at):
+                    self.watermark.advanced((symbol, "bar"), now)
             return fresh
 
         await self._process(stage)
         holding = self._holding
         return {event.event_id for event in events if event.event_id in holding}
 
-    async def _apply_quiet(self, events: list[RiskBarEvent]) -> list[RiskBarEvent]:
+    async def _apply_quiet(self, events: list[RiskBarEvent]) -> tuple[list[RiskBarEvent], bool]:
         """Apply the quiet bars of `events` in memory only (see the module docstring); returns the
-        others, for the transaction."""
+        others, for the transaction, and whether items of other symbols wait in the merge."""
         async with self._book_lock:
             state = self._state
             if state is None:
-                return events
+                return events, False
             rest: list[RiskBarEvent] = []
             loud: set[str] = set()  # symbols with a bar for the transaction: their later bars follow it
+            now = self._monotonic()
             for event in events:
                 symbol = event.data.symbol
                 if symbol not in loud and _quiet(state, event):
                     state.book.apply_bar(event)
-                    _see_bar(state, symbol, event.data.open_time)
+                    if _see_bar(state, symbol, event.data.open_time):
+                        self.watermark.advanced((symbol, "bar"), now)
                 else:
                     loud.add(symbol)
                     rest.append(event)
-        return rest
+            others_wait = any(state.held.values())
+        return rest, others_wait
 
     async def release_applied(self, *, settled: bool = False) -> None:
         """Ack the applied bars' deliveries again; `settled`: no bars batch is between its
@@ -341,7 +364,8 @@ class Desk:
         for row in await self.repo.staged(conn):
             kind: Kind = row["kind"]
             model: type[RiskSignalEvent | RiskBarEvent] = RiskSignalEvent if kind == "signal" else RiskBarEvent
-            held = Held(row["event_id"], kind, row["at"], row["live"], model.model_validate_json(row["payload"]), True)
+            event = model.model_validate_json(row["payload"])
+            held = Held(row["event_id"], kind, row["symbol"], row["at"], row["live"], event, True)
             _insert(state, row["symbol"], held)
             if kind == "bar":
                 newest = state.staged_bar_seen.get(row["symbol"])
@@ -359,28 +383,48 @@ class Desk:
         self._state = state
         return state
 
-    @staticmethod
-    def _apply_ready(state: DeskState, batch: Batch, wall_clock: datetime) -> list[str]:
-        """Apply, per symbol in merge order, every held item the merge lets go; returns the ids
-        of the applied bars that were not in the inbox (their deliveries are to be released)."""
+    def _apply_ready(self, state: DeskState, batch: Batch, wall_clock: datetime) -> list[str]:
+        """Apply, in the global event-time order, every held item the watermark lets go (excusing
+        the streams silent past their hold); returns the ids of the applied bars that were not in
+        the inbox (their deliveries are to be released)."""
         book = state.book
         unacked: list[str] = []
-        for symbol, queue in state.held.items():
-            go = queue.take(state.marks.get(symbol, _NO_MARKS))
-            if not go:
-                continue
+        watermark = self.watermark
+        while True:
+            go = take(state.held, state.marks, watermark)
             for held in go:
+                key = item_key(held)
+                late = state.clock is not None and key < state.clock
+                if late:
+                    metrics.LATE_EVENTS.labels(held.kind).inc()
+                else:
+                    state.clock = key
                 if held.kind == "signal":  # not isinstance: slow on pydantic's ABC metaclass
-                    book.decide(cast(RiskSignalEvent, held.event), wall_clock)
+                    book.decide(cast(RiskSignalEvent, held.event), wall_clock, late=late)
                 else:
                     book.apply_bar(cast(RiskBarEvent, held.event))
                     if not held.stored:
                         unacked.append(held.event_id)
                 if held.stored:
                     batch.unstage.append(held.event_id)
-            state.held_ids.difference_update(held.event_id for held in go)
-            batch.touched.add(symbol)
-        return unacked
+                batch.touched.add(held.symbol)
+            if go:
+                state.held_ids.difference_update(held.event_id for held in go)
+            excused = watermark.update(head(state.held), state.marks, watermark.members(state.held), self._monotonic())
+            if not excused:
+                return unacked
+            for symbol, kind in excused:
+                metrics.WATERMARK_EXCUSED.labels(kind).inc()
+                log.warning("stream excused from the event order", symbol=symbol, kind=kind, hold_s=watermark.hold_s)
+
+    async def expire_holds(self) -> None:
+        """Let the waiting items go past a stream whose hold ran out (no batch may come to do it)."""
+        if self.watermark.due(self._monotonic()):
+            await self._process(self._stage_nothing)
+
+    def order_status(self) -> tuple[dict[Stream, float], list[Stream]]:
+        """The streams holding waiting items back (seconds each) and those excused for silence."""
+        return self.watermark.holders(self._monotonic()), sorted(self.watermark.excused)
 
     async def reset(self) -> Book:
         """Lift the drawdown freeze (audited) and return the book after it."""
@@ -445,7 +489,7 @@ class Desk:
 
 
 def _hold(state: DeskState, event: RiskSignalEvent | RiskBarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
-    held = Held(event.event_id, kind, at, event.mode is Mode.LIVE, event)
+    held = Held(event.event_id, kind, symbol, at, event.mode is Mode.LIVE, event)
     _insert(state, symbol, held)
     return held
 
@@ -470,10 +514,13 @@ def _quiet(state: DeskState, event: RiskBarEvent) -> bool:
     return state.book.quiet_bar(symbol, at)
 
 
-def _see_bar(state: DeskState, symbol: str, at: datetime) -> None:
+def _see_bar(state: DeskState, symbol: str, at: datetime) -> bool:
+    """Move the symbol's bar mark to `at` if that is newer; returns whether it moved."""
     marks = state.marks.get(symbol, _NO_MARKS)
     if marks.bar_seen is None or at > marks.bar_seen:
         state.marks[symbol] = replace(marks, bar_seen=at)
+        return True
+    return False
 
 
 def _durable_marks(state: DeskState, symbol: str) -> StreamMarks:

@@ -74,8 +74,11 @@ def decision_time(signal: SignalFacts) -> datetime:
     return signal.bar_time + timedelta(milliseconds=interval_ms(signal.interval))
 
 
-def evaluate(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None) -> Verdict:
-    """The verdict on `signal`; `wall_clock` is given for live signals only (staleness)."""
+def evaluate(
+    signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None, late: bool = False
+) -> Verdict:
+    """The verdict on `signal`; `wall_clock` is given for live signals only (staleness); `late`:
+    the account's event time is past the signal's already (see `merge`: its stream was excused)."""
     if signal.state is SignalState.NEUTRAL:
         return Verdict("hold", Reason.NEUTRAL, "neutral signal: nothing to do")
     if wall_clock is not None:
@@ -88,10 +91,13 @@ def evaluate(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall
         if not account.has_position:
             return _reject(Reason.NO_POSITION, f"{signal.state} without an open long (spot, long only)")
         return Verdict("accepted", Reason.EXIT, f"{signal.state} closes the open long")
-    return _entry(signal, account, limits)
+    return _entry(signal, account, limits, late=late)
 
 
-def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits) -> Verdict:
+def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: bool) -> Verdict:
+    if late:
+        detail = "arrived after the account's event time passed it (its feed was silent past RISK_WATERMARK_HOLD_S)"
+        return _reject(Reason.STALE_DATA, detail)
     if account.has_position:
         return Verdict("hold", Reason.POSITION_OPEN, "a long is already open for this symbol")
     if account.frozen:

@@ -269,7 +269,8 @@ class Desk:
 
     async def _apply_quiet(self, events: list[RiskBarEvent]) -> tuple[list[RiskBarEvent], bool]:
         """Apply the quiet bars of `events` in memory only (see the module docstring); returns the
-        others, for the transaction, and whether items of other symbols wait in the merge."""
+        others, for the transaction, and whether the quiet bars let waiting items go (moving their
+        symbols' frontiers past the first of them)."""
         async with self._book_lock:
             state = self._state
             if state is None:
@@ -286,8 +287,13 @@ class Desk:
                 else:
                     loud.add(symbol)
                     rest.append(event)
-            others_wait = any(state.held.values())
-        return rest, others_wait
+            if rest or not any(state.held.values()):
+                return rest, False
+            watermark = self.watermark
+            go, bound = watermark.bound(state.marks, watermark.members(state.held))
+            first = head(state.held)
+            others_may_go = go and first is not None and (bound is None or first < bound)
+        return rest, others_may_go
 
     async def release_applied(self, *, settled: bool = False) -> None:
         """Ack the applied bars' deliveries again; `settled`: no bars batch is between its

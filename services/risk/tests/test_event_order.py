@@ -5,7 +5,11 @@ global order; the limits shared by the symbols are checked in event time."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
+import signal as signal_module
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,12 +18,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import nats.js.errors
 import orjson
 import pytest
 from nats.aio.client import Client
 
+from tradebus import db, subjects
+from tradebus.bus import Publisher
+from tradebus.embedded import free_port
 from tradebus.events import BarEvent, Envelope, SignalEvent, SignalState
-from tradebus.service import Service
+from tradebus.service import CheckResult, Service
 from tradebus.testing import wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_risk.app import build_service
@@ -32,7 +41,7 @@ from tradebus_risk.settings import RiskSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import bar, net, plan, signal
-from test_service import _publish, serving
+from test_service import DURABLES, _publish, serving
 
 D = Decimal
 T0_MS = datetime_to_ms(datetime(2024, 1, 2, 23, 0, tzinfo=UTC))  # one hour before a new day
@@ -163,7 +172,10 @@ def reference_dump(book: Book) -> dict[str, Any]:
 
 
 async def service_dump(service: Service, symbols: Sequence[str]) -> dict[str, Any]:
-    pool = service.pool
+    return await _dump_pool(service.pool, symbols)
+
+
+async def _dump_pool(pool: asyncpg.Pool, symbols: Sequence[str]) -> dict[str, Any]:
     audit = await pool.fetch(
         "SELECT signal_id, symbol, decision, reason, detail, event_time, mode FROM audit WHERE symbol = ANY($1)",
         list(symbols),
@@ -302,3 +314,149 @@ async def test_a_seeded_replay_of_two_symbols_is_the_same_for_every_delivery(
     assert len(trades) >= 5 and '"max_open_positions"' in reasons  # the shared limit was exercised
     assert most_open_at_once(open_intervals(trades, positions)) <= 1
     assert got == reference_dump(expected)
+
+
+async def test_a_silent_symbol_holds_the_order_only_for_the_hold_and_readiness_names_it(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    """B is configured but its feed says nothing: A waits RISK_WATERMARK_HOLD_S, readiness naming
+    B meanwhile; then A trades alone and B, excused, is named so. B's feed, back behind A's
+    trades, is late: applied on arrival, its entries refused."""
+    a, b = _pair(symbol)
+    bars, signals = scripted(a, b)
+    hold = 4.0
+    settings = _settings(nats_url, database_url, (a, b), 1000, risk_watermark_hold_s=hold)
+    service = build_service(settings)
+    loop = asyncio.get_running_loop()
+
+    async def check() -> CheckResult:
+        _, checks = await service.readiness()
+        return checks["event_order"]
+
+    async def decided(symbol: str) -> int:
+        return int(await service.pool.fetchval("SELECT count(*) FROM audit WHERE symbol = $1", symbol))
+
+    async with serving(service, js_client):
+        assert (await check()).ok
+        await _publish(service, [*_split(signals, a), *_split(bars, a)])
+        published = loop.time()
+
+        async def holding_named() -> bool:
+            return not (await check()).ok
+
+        await wait_for(holding_named, timeout=hold, what="readiness naming the silent symbol")
+        while_held = await check()
+        nothing_yet = await decided(a)
+
+        async def a_decided() -> bool:
+            return await decided(a) == len(_split(signals, a))
+
+        await wait_for(a_decided, timeout=hold + 10, what="A decided after the hold")
+        held_for = loop.time() - published
+        excused = await check()
+        await _publish(service, [*_split(signals, b), *_split(bars, b)])  # B is back, late
+
+        async def b_decided() -> bool:
+            return await decided(b) == len(_split(signals, b))
+
+        await wait_for(b_decided, what="B decided, late")
+        late_entry = await service.pool.fetchrow("SELECT decision, reason FROM audit WHERE signal_id = $1", _sid(b, 70))
+        back = await check()
+    assert nothing_yet == 0
+    assert "waiting" in while_held.detail and f"for {b} " in while_held.detail and a not in while_held.detail
+    assert hold <= held_for < hold + 10  # A waited for the hold, not forever
+    assert not excused.ok and f"{b} bars excused" in excused.detail and f"{b} signals excused" in excused.detail
+    assert late_entry is not None and tuple(late_entry) == ("rejected", "stale_data")
+    assert back.ok, back.detail  # B spoke on both streams: in step again
+
+
+async def test_a_kill_9_mid_replay_trades_as_an_uninterrupted_run(
+    nats_url: str, database_url: str, js_client: Client, symbol: str, tmp_path: Path
+) -> None:
+    """The risk process, killed with SIGKILL while it holds bars unacked for the global order,
+    then started again: the same dump as the pure book in the global order."""
+    a, b = _pair(symbol)
+    bars, signals = scripted(a, b)
+    settings = _settings(nats_url, database_url, (a, b), 7)
+    expected = reference(bars, signals, settings)
+    events = delivery("shuffled", bars, signals, (a, b))
+    half = len(events) // 2
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "SYMBOLS": f"{a},{b}",
+        "RISK_DELIVER_POLICY": "new",
+        "RISK_BARS_BATCH": "7",
+        "RISK_MAX_OPEN_POSITIONS": "1",
+        "RISK_MAX_DAILY_LOSS_PCT": "0.004",
+        "TRADEBUS_RISK_PORT": str(free_port()),
+        "LOG_LEVEL": "WARNING",
+    }
+    publisher = Publisher(js_client, "test")
+    js = js_client.jetstream()
+
+    def start() -> subprocess.Popen[bytes]:
+        log = (tmp_path / "risk.log").open("ab")
+        return subprocess.Popen([sys.executable, "-m", "tradebus_risk"], env=env, stdout=log, stderr=log)
+
+    async def durables_exist() -> bool:
+        try:
+            for stream, durable in DURABLES:
+                await js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
+
+    async def publish(chunk: Sequence[Envelope]) -> None:
+        def subject(e: Envelope) -> str:
+            data = e.data  # type: ignore[attr-defined]
+            return subjects.bars("1m", data.symbol) if e.event_type == "bar.closed" else subjects.signals(data.symbol)
+
+        await publisher.publish_many((subject(e), e) for e in chunk)
+
+    pool = await db.create_pool(database_url, schema="risk", max_size=2)
+    proc = start()
+    try:
+        await wait_for(durables_exist, timeout=60, what="risk durables created")
+        await publish(events[:half])
+
+        async def some_applied_some_held() -> bool:
+            info = await js.consumer_info("BARS", "risk-bars-1m")
+            trades = await pool.fetchval("SELECT count(*) FROM trades") if await _has_schema(pool) else 0
+            return bool(trades) and bool(info.num_ack_pending)
+
+        try:
+            await wait_for(some_applied_some_held, timeout=60, what="a trade booked while bars are held")
+        except AssertionError:
+            print((tmp_path / "risk.log").read_text()[-3000:])
+            raise
+        proc.send_signal(signal_module.SIGKILL)
+        proc.wait(30)
+        proc = start()
+        await publish(events[half:])
+        last = {s: max(e.data.open_time for e in bars if e.data.symbol == s) for s in (a, b)}
+
+        async def settled() -> bool:
+            decided = await pool.fetchval("SELECT count(*) FROM audit WHERE symbol = ANY($1)", [a, b])
+            applied = dict(
+                await pool.fetch("SELECT symbol, bar_applied FROM symbol_state WHERE symbol = ANY($1)", [a, b])
+            )
+            unsent = await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            return decided == len(signals) and applied == last and unsent == 0
+
+        await wait_for(settled, timeout=60, what="the replay applied after the restart")
+        info = await js.consumer_info("BARS", "risk-bars-1m")
+        got = await _dump_pool(pool, (a, b))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        await pool.close()
+    assert info.num_ack_pending == 0  # every held bar acked once applied
+    want = reference_dump(expected)
+    for part in want:
+        assert got[part] == want[part], (part, set(got[part]) ^ set(want[part]))
+
+
+async def _has_schema(pool: asyncpg.Pool) -> bool:
+    return bool(await pool.fetchval("SELECT to_regclass('trades') IS NOT NULL"))

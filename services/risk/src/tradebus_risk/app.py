@@ -40,8 +40,9 @@ replay took ~2 s less of risk's CPU and ~2 s less of PostgreSQL's (of ~145 s in 
 with a live signal in it ends the lingering: live signals are decided as they arrive."""
 OUTBOX_RETENTION = timedelta(days=1)
 ORDER_HOLD_SHOWN_S = 5.0
-"""Readiness names a stream holding the event-time order back this long: less is the normal
-wait for the other symbols' bars of the same minute or the signal service."""
+"""Readiness names a stream holding the event-time order back this long (or half the hold when
+that is shorter): less is the normal wait for the other symbols' bars of the same minute or the
+signal service."""
 
 
 def build_service(settings: RiskSettings) -> Service:
@@ -150,10 +151,11 @@ def build_service(settings: RiskSettings) -> Service:
         """Degraded while a stream holds the global event-time order back longer than a moment, or
         was excused for its silence (`merge`): the detail names them."""
         holding, excused = desk.order_status()
+        shown_after = min(ORDER_HOLD_SHOWN_S, settings.risk_watermark_hold_s / 2)
         parts = [
             f"waiting {seconds:.0f} s for {symbol} {kind}s (excused after {settings.risk_watermark_hold_s:g} s)"
             for (symbol, kind), seconds in sorted(holding.items())
-            if seconds >= ORDER_HOLD_SHOWN_S
+            if seconds >= shown_after
         ]
         parts += [f"{symbol} {kind}s excused (silent): late ones are applied on arrival" for symbol, kind in excused]
         if parts:

@@ -30,7 +30,7 @@ from tradebus.events import (
 from tradebus_risk.inbound import BarMessage, SignalMessage
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import exit_trigger
-from tradebus_risk.precision import accounting
+from tradebus_risk.precision import accounting, plain
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder
 from tradebus_risk.rules import Reason, Snapshot, Verdict, decision_time, evaluate
 
@@ -222,7 +222,7 @@ class Book:
         was_frozen = self.account.frozen
         self.account.frozen = False
         self.account.peak_equity = self.equity()
-        detail = f"peak reset to {self.account.peak_equity}; was {'frozen' if was_frozen else 'not frozen'}"
+        detail = f"peak reset to {plain(self.account.peak_equity)}; was {'frozen' if was_frozen else 'not frozen'}"
         self.changes.audits.append(AuditEntry(None, None, "reset", "manual_reset", detail, at, mode))
 
     # ----------------------------------------------------------------- internals
@@ -241,7 +241,7 @@ class Book:
         if not self.account.frozen and drawdown >= self.limits.max_drawdown_pct:
             self.account.frozen = True
             limit = self.limits.max_drawdown_pct
-            detail = f"drawdown {drawdown:.4%} from peak {self.account.peak_equity} (limit {limit})"
+            detail = f"drawdown {drawdown:.4%} from peak {plain(self.account.peak_equity)} (limit {plain(limit)})"
             self.changes.audits.append(AuditEntry(None, None, "freeze", Reason.DRAWDOWN_FREEZE, detail, at, mode))
 
     def _exit_order(

@@ -17,6 +17,7 @@ from tradebus.events import SignalState
 from tradebus.timeframes import interval_ms
 from tradebus_risk.inbound import SignalFacts
 from tradebus_risk.limits import RiskLimits
+from tradebus_risk.precision import plain
 from tradebus_risk.sizing import size_entry
 
 
@@ -104,14 +105,16 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
         return _reject(Reason.DRAWDOWN_FREEZE, "trading frozen by the drawdown limit until POST /v1/risk/reset")
     loss_limit = account.day_start_equity * limits.max_daily_loss_pct
     if -account.day_realized >= loss_limit:
-        return _reject(Reason.DAILY_LOSS_LIMIT, f"realised {account.day_realized} today, limit -{loss_limit}")
+        detail = f"realised {plain(account.day_realized)} today, limit -{plain(loss_limit)}"
+        return _reject(Reason.DAILY_LOSS_LIMIT, detail)
     if account.open_positions >= limits.max_open_positions:
         return _reject(Reason.MAX_OPEN_POSITIONS, f"{account.open_positions} open, limit {limits.max_open_positions}")
     plan = signal.plan
     if plan is None or plan.stop <= 0 or plan.stop >= plan.entry:
         return _reject(Reason.NO_PLAN, "no trade plan with a stop below the entry")
     if plan.risk_reward < limits.min_rr:
-        return _reject(Reason.RISK_REWARD_TOO_LOW, f"risk/reward {plan.risk_reward} below {limits.min_rr}")
+        detail = f"risk/reward {plain(plan.risk_reward)} below {plain(limits.min_rr)}"
+        return _reject(Reason.RISK_REWARD_TOO_LOW, detail)
     size = size_entry(equity=account.equity, cash=account.cash, entry=plan.entry, stop=plan.stop, limits=limits)
     if size.reason is not None:
         return _reject(Reason(size.reason), size.detail)

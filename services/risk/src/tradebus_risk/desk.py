@@ -35,6 +35,12 @@ The book, the stream marks and the held-back items stay in memory between batche
 row's `version`, bumped by every such transaction, tells whether anyone else (another instance,
 a reset) wrote since: then the state is reloaded. A failed transaction drops the memory copy.
 
+The merge (`merge`) lets items go in ONE global event-time order across symbols, so the account
+they share sees them as an uninterrupted, fully ordered run would. The watermark's wall-clock
+bookkeeping (which stream holds the order, which was excused for its silence) lives in the desk
+(`watermark`), not in the state; `expire_holds`, called every second, lets the order go past a
+stream whose hold ran out when no batch comes to do it.
+
 QUIET LIVE BARS skip the transaction: live bars arrive one by one, and a transaction (~5 round
 trips) per bar was most of risk's live cost, while almost every such bar changes nothing but its
 symbol's `bar_applied` and merge mark. `receive_bars` applies a bar in memory only, under the
@@ -65,11 +71,16 @@ a reload (a failed transaction drops the memory copy); it is then newer than the
   transactions), and the bar stayed in the day current when it was quiet;
 - the drawdown check a reloaded book makes at its first bar depends on the equity only, which
   quiet bars do not move.
-So such a run makes exactly the trades of an uninterrupted one. The lagging `bar_seen` may only
-hold a REPLAY signal of the same symbol (a run mixing modes on one symbol) in the merge until
-the symbol's next bar, which then goes after it in the same order as before. A writer other than
-this desk (a second instance) is not noticed by quiet bars until the next transaction: risk
-runs as one instance (see above).
+So such a run makes exactly the trades of an uninterrupted one. A quiet bar may also go ahead of
+the global order: it changes nothing but its own symbol's `bar_applied` (no fill, no mark, no
+day roll, the drawdown unchanged), which nothing of another symbol reads, so applying it before
+or after another symbol's earlier item gives the same account; it still moves its symbol's bar
+frontier, and when that lets waiting items go, `receive_bars` runs a transaction for them.
+
+The lagging `bar_seen` may only hold a REPLAY signal of the same symbol (a run mixing modes on
+one symbol) in the merge until the symbol's next bar, which then goes after it in the same order
+as before. A writer other than this desk (a second instance) is not noticed by quiet bars until
+the next transaction: risk runs as one instance (see above).
 """
 
 from __future__ import annotations

@@ -132,14 +132,23 @@ class MergeQueue(Generic[T]):
 
     def pop_below(self, bound: Key | None) -> tuple[list[T], list[T]]:
         """Remove and return the items keyed below `bound` (None: no bound), per stream in order."""
-        n_bars = len(self.bars) if bound is None else bisect.bisect_left(self.bars, bound, key=item_key)
-        n_signals = len(self.signals) if bound is None else bisect.bisect_left(self.signals, bound, key=item_key)
+        n_bars, n_signals = _count_below(self.bars, bound), _count_below(self.signals, bound)
         bars, signals = self.bars[:n_bars], self.signals[:n_signals]
         if n_bars:
             del self.bars[:n_bars]
         if n_signals:
             del self.signals[:n_signals]
         return bars, signals
+
+
+def _count_below(items: list[T], bound: Key | None) -> int:
+    if bound is None:
+        return len(items)
+    if not items or item_key(items[0]) >= bound:
+        return 0  # the usual case for most symbols of a take: nothing of them may go yet
+    if item_key(items[-1]) < bound:
+        return len(items)
+    return bisect.bisect_left(items, bound, key=item_key)
 
 
 @dataclass(slots=True)
@@ -156,6 +165,7 @@ class Watermark:
     holding_since: dict[Stream, float] = field(default_factory=dict)
     excused: dict[Stream, float] = field(default_factory=dict)
     """Excused streams and when they were excused."""
+    _frontiers: dict[str, tuple[StreamMarks, Key | None, Key | None]] = field(default_factory=dict)
 
     def advanced(self, stream: Stream, now: float) -> None:
         """The stream delivered a newer item: it is no longer silent (and rejoins the order)."""
@@ -169,12 +179,11 @@ class Watermark:
     def bound(self, marks: Mapping[str, StreamMarks], members: Iterable[str]) -> tuple[bool, Key | None]:
         """(whether anything may go, the least frontier of the waited-for streams: None = no bound)."""
         least: Key | None = None
+        excused = self.excused
         for symbol in members:
-            symbol_marks = marks.get(symbol, NO_MARKS)
-            for kind in KINDS:
-                if (symbol, kind) in self.excused:
+            for kind, edge in zip(KINDS, self._edges(symbol, marks), strict=True):
+                if excused and (symbol, kind) in excused:
                     continue
-                edge = frontier(symbol, kind, symbol_marks)
                 if edge is None:
                     return False, None
                 if least is None or edge < least:
@@ -190,22 +199,36 @@ class Watermark:
             self.holding_since.clear()
             return []
         excused: list[Stream] = []
+        holding: dict[Stream, float] = {}
         for symbol in members:
-            symbol_marks = marks.get(symbol, NO_MARKS)
-            for kind in KINDS:
+            for kind, edge in zip(KINDS, self._edges(symbol, marks), strict=True):
+                if edge is not None and edge > head:
+                    continue
                 stream = (symbol, kind)
                 if stream in self.excused:
                     continue
-                edge = frontier(symbol, kind, symbol_marks)
-                if edge is not None and edge > head:
-                    self.holding_since.pop(stream, None)
-                    continue
-                since = self.holding_since.setdefault(stream, now)
+                since = self.holding_since.get(stream, now)
                 if now - since >= self.hold_s:
-                    del self.holding_since[stream]
                     self.excused[stream] = now
                     excused.append(stream)
+                else:
+                    holding[stream] = since
+        self.holding_since = holding
         return excused
+
+    def _edges(self, symbol: str, marks: Mapping[str, StreamMarks]) -> tuple[Key | None, Key | None]:
+        """The symbol's (signal, bar) frontiers, cached while its marks are the same object (the
+        desk replaces a symbol's marks when they move): a take looks at every member."""
+        symbol_marks = marks.get(symbol, NO_MARKS)
+        cached = self._frontiers.get(symbol)
+        if cached is None or cached[0] is not symbol_marks:
+            cached = (
+                symbol_marks,
+                frontier(symbol, "signal", symbol_marks),
+                frontier(symbol, "bar", symbol_marks),
+            )
+            self._frontiers[symbol] = cached
+        return cached[1], cached[2]
 
     def due(self, now: float) -> bool:
         """Whether a holding stream's hold has run out (the caller should `update` then)."""

@@ -14,7 +14,7 @@ from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import exit_trigger
-from tradebus_risk.precision import MoneyPolicy
+from tradebus_risk.precision import MoneyPolicy, plain
 from tradebus_risk.records import Account
 from tradebus_risk.rules import Reason, Snapshot, evaluate
 from tradebus_risk.sizing import size_entry
@@ -224,3 +224,22 @@ def test_drawdown_freezes_entries_until_reset() -> None:
     assert [a.decision for a in book.changes.audits][-2:] == ["rejected", "reset"]
     fills = [e for _, e in book.changes.events if isinstance(e, FillEvent)]
     assert fills[0].data.fee == D("2.001")
+
+
+def test_a_late_signal_opens_nothing_but_still_closes() -> None:
+    """Late (`merge`): the account's event time is past the signal's; sizing and limits of a later
+    moment must not open a position, but an exit still goes."""
+    late_buy = evaluate(BUY, _snapshot(), LIMITS, wall_clock=None, late=True)
+    sell = signal("BTCUSDT", 0, SignalState.SELL).data
+    late_sell = evaluate(sell, _snapshot(has_position=True, open_positions=1), LIMITS, wall_clock=None, late=True)
+    assert (late_buy.decision, late_buy.reason) == ("rejected", Reason.STALE_DATA)
+    assert (late_sell.decision, late_sell.reason) == ("accepted", Reason.EXIT)
+    assert evaluate(BUY, _snapshot(), LIMITS, wall_clock=None).decision == "accepted"
+
+
+def test_audit_details_read_the_same_whatever_the_exponent() -> None:
+    """10000 read back from PostgreSQL is Decimal('1E+4'); a restart must not change a detail."""
+    loaded = _snapshot(equity=D("1E+4"), day_start_equity=D("1E+4"), day_realized=D("-50.00"))
+    kept = _snapshot(equity=D("10000.00"), day_start_equity=D("10000"), day_realized=D("-50"))
+    assert evaluate(BUY, loaded, LIMITS, wall_clock=None) == evaluate(BUY, kept, LIMITS, wall_clock=None)
+    assert plain(D("1E+4")) == "10000" and plain(D("40.000")) == "40" and plain(D("0.00")) == "0"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,8 @@ from risk_scenario import bar, net, plan, signal
 from test_service import DURABLES, _publish, serving
 
 D = Decimal
-T0_MS = datetime_to_ms(datetime(2024, 1, 2, 23, 0, tzinfo=UTC))  # one hour before a new day
+T0 = datetime(2024, 1, 2, 23, 0, tzinfo=UTC)  # one hour before a new day
+T0_MS = datetime_to_ms(T0)
 MINUTES = 100
 LIMITS = {"risk_max_open_positions": 1, "risk_max_daily_loss_pct": D("0.004")}  # 40 of 10,000
 
@@ -147,6 +148,11 @@ def _num(value: object) -> str:
     return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)
 
 
+def _trade_numbers(trade: Any) -> list[Decimal]:
+    names = ("quantity", "entry_price", "exit_price", "gross_pnl", "fees", "net_pnl")
+    return [trade[n] if isinstance(trade, asyncpg.Record) else getattr(trade, n) for n in names]
+
+
 def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
@@ -158,7 +164,15 @@ def reference_dump(book: Book) -> dict[str, Any]:
         for e in changes.audits
     ]
     a = book.account
+    trades = [t.data for t in changes.trades]
     return {
+        "trades": sorted(
+            _json(
+                [t.trade_id, t.symbol, *map(_num, _trade_numbers(t)), t.entry_time.isoformat(), t.exit_time.isoformat()]
+            )
+            + t.exit_reason
+            for t in trades
+        ),
         "audit": sorted(_json(row) for row in audits),
         "orders": sorted(
             _json([o.order_id, o.status, _num(o.quantity), _num(o.fill_price), _num(o.fee)])
@@ -184,7 +198,21 @@ async def _dump_pool(pool: asyncpg.Pool, symbols: Sequence[str]) -> dict[str, An
     outbox = await pool.fetch("SELECT event_id, subject, payload FROM outbox")
     a = await pool.fetchrow("SELECT cash, realized_pnl, fees, peak_equity, frozen, day FROM account")
     assert a is not None
+    trades = await pool.fetch("SELECT * FROM trades WHERE symbol = ANY($1)", list(symbols))
     return {
+        "trades": sorted(
+            _json(
+                [
+                    r["trade_id"],
+                    r["symbol"],
+                    *map(_num, _trade_numbers(r)),
+                    r["entry_time"].isoformat(),
+                    r["exit_time"].isoformat(),
+                ]
+            )
+            + r["exit_reason"]
+            for r in trades
+        ),
         "audit": sorted(
             _json(
                 [
@@ -380,7 +408,16 @@ async def test_a_kill_9_mid_replay_trades_as_an_uninterrupted_run(
     settings = _settings(nats_url, database_url, (a, b), 7)
     expected = reference(bars, signals, settings)
     events = delivery("shuffled", bars, signals, (a, b))
-    half = len(events) // 2
+
+    def before_kill(e: Envelope) -> bool:
+        """Signals up to C=40, A's bars to minute 50, B's to 30: A's trade (23:05-23:20) is
+        booked, and A's bars from 32 on wait, unacked, for B's."""
+        if isinstance(e, SignalEvent):
+            return e.data.bar_time < T0 + timedelta(minutes=40)
+        assert isinstance(e, BarEvent)
+        return e.data.open_time <= T0 + timedelta(minutes=50 if e.data.symbol == a else 30)
+
+    first, rest = [e for e in events if before_kill(e)], [e for e in events if not before_kill(e)]
     env = {
         **os.environ,
         "NATS_URL": nats_url,
@@ -419,12 +456,12 @@ async def test_a_kill_9_mid_replay_trades_as_an_uninterrupted_run(
     proc = start()
     try:
         await wait_for(durables_exist, timeout=60, what="risk durables created")
-        await publish(events[:half])
+        await publish(first)
 
         async def some_applied_some_held() -> bool:
             info = await js.consumer_info("BARS", "risk-bars-1m")
             trades = await pool.fetchval("SELECT count(*) FROM trades") if await _has_schema(pool) else 0
-            return bool(trades) and bool(info.num_ack_pending)
+            return bool(trades) and info.num_ack_pending == 19  # A's bars 32-50 (31 sorts before B's 31)
 
         try:
             await wait_for(some_applied_some_held, timeout=60, what="a trade booked while bars are held")
@@ -434,7 +471,7 @@ async def test_a_kill_9_mid_replay_trades_as_an_uninterrupted_run(
         proc.send_signal(signal_module.SIGKILL)
         proc.wait(30)
         proc = start()
-        await publish(events[half:])
+        await publish(rest)
         last = {s: max(e.data.open_time for e in bars if e.data.symbol == s) for s in (a, b)}
 
         async def settled() -> bool:

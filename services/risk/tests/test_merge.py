@@ -58,7 +58,7 @@ class Receiver:
                 self.marks[item.symbol] = StreamMarks(item.at, marks.signal_seen, marks.base)
             elif item.kind == "signal" and (marks.signal_seen is None or item.at > marks.signal_seen):
                 self.marks[item.symbol] = StreamMarks(marks.bar_seen, item.at, BASE)
-            self.watermark.advanced((item.symbol, item.kind), now)
+            self.watermark.advanced((item.symbol, item.kind))
             self.queues.setdefault(item.symbol, MergeQueue()).add(item)
         self.settle(now)
 

@@ -220,8 +220,6 @@ class Desk:
     async def receive_signals(self, events: list[RiskSignalEvent]) -> None:
         duplicates = 0
 
-        now = self._monotonic()
-
         def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
             nonlocal duplicates
             duplicates = len(decided)
@@ -235,7 +233,7 @@ class Desk:
                 if marks.signal_seen is None or at >= marks.signal_seen:
                     base = timedelta(milliseconds=interval_ms(signal.interval))
                     state.marks[signal.symbol] = replace(marks, signal_seen=at, base=base)
-                    self.watermark.advanced((signal.symbol, "signal"), now)
+                    self.watermark.advanced((signal.symbol, "signal"))
                 fresh.append(_hold(state, event, "signal", signal.symbol, at))
                 batch.touched.add(signal.symbol)
             return fresh
@@ -252,7 +250,6 @@ class Desk:
             if others_wait:  # the quiet bars moved their frontiers: waiting items may go now
                 await self._process(self._stage_nothing)
             return set()
-        now = self._monotonic()
 
         def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
             fresh: list[Held] = []
@@ -271,7 +268,7 @@ class Desk:
                 fresh.append(_hold(state, event, "bar", symbol, at))
             for symbol, at in newest.items():  # in memory only: held bars are not durable
                 if _see_bar(state, symbol, at):
-                    self.watermark.advanced((symbol, "bar"), now)
+                    self.watermark.advanced((symbol, "bar"))
             return fresh
 
         await self._process(stage)
@@ -288,13 +285,12 @@ class Desk:
                 return events, False
             rest: list[RiskBarEvent] = []
             loud: set[str] = set()  # symbols with a bar for the transaction: their later bars follow it
-            now = self._monotonic()
             for event in events:
                 symbol = event.data.symbol
                 if symbol not in loud and _quiet(state, event):
                     state.book.apply_bar(event)
                     if _see_bar(state, symbol, event.data.open_time):
-                        self.watermark.advanced((symbol, "bar"), now)
+                        self.watermark.advanced((symbol, "bar"))
                 else:
                     loud.add(symbol)
                     rest.append(event)

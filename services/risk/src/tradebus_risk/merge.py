@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Generic, Literal, Protocol, TypeVar
@@ -167,7 +167,7 @@ class Watermark:
     """Excused streams and when they were excused."""
     _frontiers: dict[str, tuple[StreamMarks, Key | None, Key | None]] = field(default_factory=dict)
 
-    def advanced(self, stream: Stream, now: float) -> None:
+    def advanced(self, stream: Stream) -> None:
         """The stream delivered a newer item: it is no longer silent (and rejoins the order)."""
         self.seen.add(stream[0])
         self.holding_since.pop(stream, None)
@@ -262,8 +262,3 @@ def head(queues: Mapping[str, MergeQueue[T]]) -> Key | None:
     """The least key waiting in any queue."""
     keys = [k for q in queues.values() if (k := q.head()) is not None]
     return min(keys) if keys else None
-
-
-def ordered(items: Iterable[T]) -> Iterator[T]:
-    """`items` in the global order (what an uninterrupted, fully merged run applies)."""
-    return iter(sorted(items, key=order_key))

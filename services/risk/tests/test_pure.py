@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,9 +13,8 @@ import pytest
 from tradebus.events import FillEvent, Mode, PositionEvent, RejectionEvent, Side, SignalState, TradeEvent, TradePlan
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.merge import MergeQueue, Staged, StreamMarks, ready
 from tradebus_risk.paper import exit_trigger
-from tradebus_risk.precision import MoneyPolicy
+from tradebus_risk.precision import MoneyPolicy, plain
 from tradebus_risk.records import Account
 from tradebus_risk.rules import Reason, Snapshot, evaluate
 from tradebus_risk.sizing import size_entry
@@ -231,39 +229,20 @@ def test_drawdown_freezes_entries_until_reset() -> None:
     assert fills[0].data.fee == D("2.001")
 
 
-# ----------------------------------------------------------------- merge
-def _staged(kind: str, minute: int, live: bool = False) -> Staged:
-    return Staged(f"{kind}{minute}", kind, datetime(2024, 1, 2, tzinfo=UTC) + timedelta(minutes=minute), live)  # type: ignore[arg-type]
+def test_a_late_signal_opens_nothing_but_still_closes() -> None:
+    """Late (`merge`): the account's event time is past the signal's; sizing and limits of a later
+    moment must not open a position, but an exit still goes."""
+    late_buy = evaluate(BUY, _snapshot(), LIMITS, wall_clock=None, late=True)
+    sell = signal("BTCUSDT", 0, SignalState.SELL).data
+    late_sell = evaluate(sell, _snapshot(has_position=True, open_positions=1), LIMITS, wall_clock=None, late=True)
+    assert (late_buy.decision, late_buy.reason) == ("rejected", Reason.STALE_DATA)
+    assert (late_sell.decision, late_sell.reason) == ("accepted", Reason.EXIT)
+    assert evaluate(BUY, _snapshot(), LIMITS, wall_clock=None).decision == "accepted"
 
 
-def test_merge_order_and_waiting() -> None:
-    t0 = datetime(2024, 1, 2, tzinfo=UTC)
-    items = [_staged("bar", 5), _staged("signal", 5), _staged("bar", 4), _staged("bar", 10)]
-    marks = StreamMarks(
-        bar_seen=t0 + timedelta(minutes=10), signal_seen=t0 + timedelta(minutes=5), base=timedelta(minutes=5)
-    )
-    go, waiting = ready(items, marks)
-    assert [i.event_id for i in go] == ["bar4", "signal5", "bar5"] and waiting  # bar10 waits for signal C=10
-    go, waiting = ready([_staged("signal", 5), _staged("bar", 3, live=True)], StreamMarks(bar_seen=t0))
-    assert [i.event_id for i in go] == ["bar3"] and waiting  # the signal waits for bar 4; live never waits
-
-
-def test_merge_queue_takes_what_ready_takes() -> None:
-    """The two-list queue (bisection) lets go exactly what the plain merge over all items does."""
-    t0 = datetime(2024, 1, 2, tzinfo=UTC)
-    rng = random.Random(3)
-    for _ in range(300):
-        items = [_staged(rng.choice(["bar", "signal"]), rng.randrange(30), live=rng.random() < 0.05) for _ in range(20)]
-        items = list({i.event_id: i for i in items}.values())
-        marks = StreamMarks(
-            bar_seen=t0 + timedelta(minutes=rng.randrange(30)) if rng.random() < 0.9 else None,
-            signal_seen=t0 + timedelta(minutes=rng.randrange(30)),
-            base=timedelta(minutes=rng.choice([1, 5])),
-        )
-        queue: MergeQueue[Staged] = MergeQueue()
-        for item in items:  # arrival order: not sorted (the queue sorts each stream)
-            queue.add(item)
-        expected, _ = ready(items, marks)
-        assert queue.take(marks) == expected
-        assert len(queue) == len(items) - len(expected)
-        assert queue.take(marks) == []  # what is left must wait
+def test_audit_details_read_the_same_whatever_the_exponent() -> None:
+    """10000 read back from PostgreSQL is Decimal('1E+4'); a restart must not change a detail."""
+    loaded = _snapshot(equity=D("1E+4"), day_start_equity=D("1E+4"), day_realized=D("-50.00"))
+    kept = _snapshot(equity=D("10000.00"), day_start_equity=D("10000"), day_realized=D("-50"))
+    assert evaluate(BUY, loaded, LIMITS, wall_clock=None) == evaluate(BUY, kept, LIMITS, wall_clock=None)
+    assert plain(D("1E+4")) == "10000" and plain(D("40.000")) == "40" and plain(D("0.00")) == "0"

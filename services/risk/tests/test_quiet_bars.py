@@ -50,14 +50,16 @@ def _live_events_of_2024(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMISSION_LIVE_MAX_AGE_DAYS", "36500")
 
 
-def _service(nats_url: str, database_url: str) -> Service:
-    """Live signals of 2024 are not stale for this service."""
+def _service(nats_url: str, database_url: str, hold_s: float = 60.0) -> Service:
+    """Live signals of 2024 are not stale for this service; it waits for the symbols it sees."""
     settings = RiskSettings(
         nats_url=nats_url,
         database_url=database_url,
         heartbeat_interval_s=0.5,
         risk_deliver_policy="new",
         risk_stale_after_s=1e10,
+        symbols=(),
+        risk_watermark_hold_s=hold_s,
     )
     return build_service(settings)
 
@@ -75,6 +77,14 @@ def _live_scenario(symbol: str) -> list[Envelope]:
             out.append(s)
         out.append(b)
     return out
+
+
+async def _start_live(service: Service, nc: Client, symbol: str, t0_ms: int = T0_MS) -> None:
+    """What a live feed has sent before the scenario: the bar of minute -1 (it waits for a signal)
+    and the NEUTRAL signal deciding at minute 0 (it lets both go)."""
+    live = {"mode": Mode.LIVE, "t0_ms": t0_ms}
+    await _feed(service, nc, [bar(symbol, -1, *"1111", **live)], held=1)  # type: ignore[arg-type]
+    await _feed(service, nc, [signal(symbol, -5, SignalState.NEUTRAL, **live)])  # type: ignore[arg-type]
 
 
 async def _feed(service: Service, nc: Client, events: list[Envelope], held: int = 0) -> None:
@@ -113,21 +123,24 @@ async def test_quiet_live_bars_write_nothing_and_are_acked(
     live = {"mode": Mode.LIVE}
     service = _service(nats_url, database_url)
     async with serving(service, js_client):
-        # the signal deciding at minute 5; the first bar after the start rolls the day and checks the drawdown
-        await _feed(
-            service, js_client, [signal(symbol, 0, SignalState.NEUTRAL, **live), bar(symbol, 5, *"1111", **live)]
-        )
+        # bar 4 waits for the signal deciding at minute 5, which lets both go (the first bar after
+        # the start rolls the day and checks the drawdown)
+        await _feed(service, js_client, [bar(symbol, 4, *"1111", **live)], held=1)
+        await _feed(service, js_client, [signal(symbol, 0, SignalState.NEUTRAL, **live)])
         first = await _book_row(service, symbol)
-        await _feed(service, js_client, [bar(symbol, m, "100", "101", "99", "100", **live) for m in range(6, 10)])
+        await _feed(service, js_client, [bar(symbol, m, "100", "101", "99", "100", **live) for m in range(5, 10)])
         quiet = await _book_row(service, symbol)
-        # minute 10: the signal deciding there may still come, so it goes through a transaction
-        await _feed(service, js_client, [bar(symbol, 10, "100", "101", "99", "100", **live)])
+        # minute 10: the signal deciding there may still come, so it waits for it, unacked
+        await _feed(service, js_client, [bar(symbol, 10, "100", "101", "99", "100", **live)], held=1)
+        waiting = await _book_row(service, symbol)
+        await _feed(service, js_client, [signal(symbol, 5, SignalState.NEUTRAL, **live)])
         loud = await _book_row(service, symbol)
         replay = [bar(symbol, m, "100", "101", "99", "100") for m in (11, 15)]
-        await _feed(service, js_client, [signal(symbol, 5, SignalState.NEUTRAL), *replay], held=1)  # a replay bar waits
+        await _feed(service, js_client, replay, held=1)  # replay bar 15 waits for the signal at C=15
         held = await _book_row(service, symbol)
-    assert first[1] == _minute(5)
+    assert first[1] == _minute(4)
     assert quiet == first  # acked (the durable has nothing pending) without a write
+    assert waiting == quiet  # a bar that waits writes nothing
     assert loud[1] == _minute(10) and loud[0] > quiet[0]
     assert held[1] == _minute(11) and held[0] > loud[0]  # replay bars keep their transaction
 
@@ -137,6 +150,7 @@ async def test_live_orders_and_holdings_fill_and_exit_as_before(
 ) -> None:
     service = _service(nats_url, database_url)
     async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        await _start_live(service, js_client, symbol)
         await _feed(service, js_client, _live_scenario(symbol))
         await _until_count(seen, 17)
         cash = await service.pool.fetchval("SELECT cash FROM account")
@@ -161,6 +175,7 @@ async def test_readiness_tells_the_committed_positions_at_every_step(
         )
 
     async with serving(service, js_client):
+        await _start_live(service, js_client, symbol)
         for event in _live_scenario(symbol):
             await _feed(service, js_client, [event])
             before = await stored()
@@ -182,17 +197,19 @@ async def test_readiness_tells_the_committed_positions_at_every_step(
 async def test_a_restart_after_quiet_bars_trades_as_an_uninterrupted_run(
     nats_url: str, database_url: str, js_client: Client, symbol: str
 ) -> None:
-    """A replay bar of another symbol waits unacked before everything, so the restart rewinds the
-    bars durable and the quiet bars already acked (bars 23-27) come again."""
+    """A replay bar of another symbol, far ahead, waits unacked before everything (its symbol's
+    signals, silent, are excused after the 1 s hold), so the restart rewinds the bars durable and
+    the quiet bars already acked (bars 23-27) come again."""
     feed = _live_scenario(symbol)
     split = [i for i, e in enumerate(feed) if e.event_type == "bar.closed"][28]  # before the bar of minute 28
     async with collecting(js_client, symbol) as seen:
-        first = _service(nats_url, database_url)
+        first = _service(nats_url, database_url, hold_s=1.0)
         async with serving(first, js_client):
-            await _feed(first, js_client, [bar(f"{symbol[:-4]}XUSDT", 0, *"1111")], held=1)
+            await _feed(first, js_client, [bar(f"{symbol[:-4]}XUSDT", 10**5, *"1111")], held=1)
+            await _start_live(first, js_client, symbol)
             await _feed(first, js_client, feed[:split], held=1)
             before = await _book_row(first, symbol)
-        second = _service(nats_url, database_url)
+        second = _service(nats_url, database_url, hold_s=1.0)
         async with serving(second, js_client):
             await _feed(second, js_client, feed[split:], held=1)
             await _until_count(seen, 17)
@@ -204,22 +221,25 @@ async def test_a_restart_after_quiet_bars_trades_as_an_uninterrupted_run(
 async def test_a_new_day_is_rolled_durably_after_quiet_bars(
     nats_url: str, database_url: str, js_client: Client, symbol: str
 ) -> None:
-    """(The 00:00 bar also decides after the last signal's next decision point: the day rule of the
-    book itself is tested with the book, below.)"""
+    """(The day rule of the book itself is tested with the book, below.)"""
     live = {"mode": Mode.LIVE}
     t0 = T0_MS + (24 * 60 - 10) * MINUTE_MS  # 23:50
     service = _service(nats_url, database_url)
     async with serving(service, js_client):
+        await _start_live(service, js_client, symbol, t0)
+        await _feed(service, js_client, [bar(symbol, m, *"1111", t0_ms=t0, **live) for m in range(5)])
         first = [signal(symbol, 0, SignalState.NEUTRAL, t0_ms=t0, **live), bar(symbol, 5, *"1111", t0_ms=t0, **live)]
         await _feed(service, js_client, first)
         await _feed(service, js_client, [bar(symbol, m, *"1111", t0_ms=t0, **live) for m in range(6, 10)])
         quiet_day = await service.pool.fetchval("SELECT day FROM account")
-        await _feed(service, js_client, [bar(symbol, 10, *"1111", t0_ms=t0, **live)])  # 00:00 of the next day
+        last = [signal(symbol, 5, SignalState.NEUTRAL, t0_ms=t0, **live), bar(symbol, 10, *"1111", t0_ms=t0, **live)]
+        await _feed(service, js_client, last)  # 00:00 of the next day
         day, applied = await service.pool.fetchrow(
             "SELECT day, bar_applied FROM account, symbol_state WHERE symbol = $1", symbol
         )
     assert quiet_day == date(2024, 1, 2)
-    assert day == date(2024, 1, 3) and applied == datetime(2024, 1, 3, tzinfo=UTC)
+    # the signal deciding at 00:00 rolled the day, durably; the 00:00 bar after it is quiet
+    assert day == date(2024, 1, 3) and applied == datetime(2024, 1, 2, 23, 59, tzinfo=UTC)
 
 
 def _assert_scenario_traded(symbol: str, seen: list[tuple[str, dict]], cash: Decimal) -> None:

@@ -56,6 +56,7 @@ def _service(nats_url: str, database_url: str, token: str | None = TOKEN, bars_b
         tradebus_api_token=token,
         risk_deliver_policy="new",
         risk_bars_batch=bars_batch,
+        symbols=(),  # the global order waits for the symbols seen (each test has its own)
     )
     return build_service(settings)
 
@@ -187,10 +188,11 @@ async def test_live_signals_stale_rejected_fresh_traded(
     t0 = now_ms - now_ms % (5 * MINUTE_MS) - 5 * MINUTE_MS  # the 5m bar that just closed
     stale = signal(symbol, -60, SignalState.BUY, plan("100", "98", "106", "3"), mode=Mode.LIVE, t0_ms=t0)
     fresh = signal(symbol, 0, SignalState.BUY, plan("100", "98", "106", "3"), mode=Mode.LIVE, t0_ms=t0)
+    before = bar(symbol, 4, "100", "101", "99.5", "100.5", mode=Mode.LIVE, t0_ms=t0)  # a signal at C waits for C - 1m
     service = _service(nats_url, database_url)
     async with serving(service, js_client), collecting(js_client, symbol) as seen:
-        await _publish(service, [stale, fresh])
-        await _until_count(seen, 2)  # live bars are applied as they arrive: send the fill bar after the order
+        await _publish(service, [before, stale, fresh])
+        await _until_count(seen, 2)  # send the fill bar after the order
         await _publish(service, [bar(symbol, 5, "100", "101", "99.5", "100.5", mode=Mode.LIVE, t0_ms=t0)])
         await _until_count(seen, 4)
         reason = await service.pool.fetchval("SELECT reason FROM audit WHERE signal_id = $1", stale.event_id)

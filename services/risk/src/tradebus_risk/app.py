@@ -38,6 +38,10 @@ trickle in as the signal service computes them, one transaction each small chunk
 replay took ~2 s less of risk's CPU and ~2 s less of PostgreSQL's (of ~145 s in all). A chunk
 with a live signal in it ends the lingering: live signals are decided as they arrive."""
 OUTBOX_RETENTION = timedelta(days=1)
+ORDER_HOLD_SHOWN_S = 5.0
+"""Readiness names a stream holding the event-time order back this long (or half the hold when
+that is shorter): less is the normal wait for the other symbols' bars of the same minute or the
+signal service."""
 
 
 def build_service(settings: RiskSettings) -> Service:
@@ -45,7 +49,14 @@ def build_service(settings: RiskSettings) -> Service:
     limits = settings.limits()
     warnings = enforce(limits, settings.symbols)
     service = Service("risk", settings, migrations="tradebus_risk.migrations")
-    desk = Desk(lambda: service.pool, lambda: service.publisher, limits, held_bars=lambda: service.held("bars-1m"))
+    desk = Desk(
+        lambda: service.pool,
+        lambda: service.publisher,
+        limits,
+        held_bars=lambda: service.held("bars-1m"),
+        symbols=settings.symbols,
+        hold_s=settings.risk_watermark_hold_s,
+    )
 
     start_at = DeliverPolicy(settings.risk_deliver_policy)
 
@@ -97,6 +108,7 @@ def build_service(settings: RiskSettings) -> Service:
         acks applied bars a race kept from being acked."""
         while True:
             await asyncio.sleep(OUTBOX_INTERVAL_S)
+            await desk.expire_holds()
             await desk.release_applied()
             await desk.flush()
             await desk.repo.prune_sent(OUTBOX_RETENTION)
@@ -128,6 +140,22 @@ def build_service(settings: RiskSettings) -> Service:
         if status.open_positions >= limits.max_open_positions:
             return CheckResult(False, f"max open positions reached ({status.open_positions})")
         return CheckResult(True, f"{status.open_positions} of {limits.max_open_positions} positions open")
+
+    @service.check("event_order", critical=False)
+    async def event_order() -> CheckResult:
+        """Degraded while a stream holds the global event-time order back longer than a moment, or
+        was excused for its silence (`merge`): the detail names them."""
+        holding, excused = desk.order_status()
+        shown_after = min(ORDER_HOLD_SHOWN_S, settings.risk_watermark_hold_s / 2)
+        parts = [
+            f"waiting {seconds:.0f} s for {symbol} {kind}s (excused after {settings.risk_watermark_hold_s:g} s)"
+            for (symbol, kind), seconds in sorted(holding.items())
+            if seconds >= shown_after
+        ]
+        parts += [f"{symbol} {kind}s excused (silent): late ones are applied on arrival" for symbol, kind in excused]
+        if parts:
+            return CheckResult(False, "; ".join(parts))
+        return CheckResult(True, "every stream in step")
 
     @service.router.get("/v1/account", tags=["risk"])
     async def get_account() -> dict[str, Any]:

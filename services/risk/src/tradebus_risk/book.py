@@ -30,7 +30,7 @@ from tradebus.events import (
 from tradebus_risk.inbound import BarMessage, SignalMessage
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import exit_trigger
-from tradebus_risk.precision import accounting
+from tradebus_risk.precision import accounting, plain
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder
 from tradebus_risk.rules import Reason, Snapshot, Verdict, decision_time, evaluate
 
@@ -120,13 +120,15 @@ class Book:
         )
 
     # ----------------------------------------------------------------- signals
-    def decide(self, event: SignalMessage, wall_clock: datetime) -> Verdict:
-        """Judge one signal at its decision point; an accepted one submits a market order."""
+    def decide(self, event: SignalMessage, wall_clock: datetime, *, late: bool = False) -> Verdict:
+        """Judge one signal at its decision point; an accepted one submits a market order. `late`:
+        the account is past the signal's event time already (no entry is opened on it)."""
         signal = event.data
         at = decision_time(signal)
         self._roll_day(at)
         live = event.mode is Mode.LIVE
-        verdict = evaluate(signal, self.snapshot(signal.symbol), self.limits, wall_clock=wall_clock if live else None)
+        snapshot = self.snapshot(signal.symbol)
+        verdict = evaluate(signal, snapshot, self.limits, wall_clock=wall_clock if live else None, late=late)
         self.changes.verdicts.append(verdict)
         self.changes.audits.append(
             AuditEntry(event.event_id, signal.symbol, verdict.decision, verdict.reason, verdict.detail, at, event.mode)
@@ -220,7 +222,7 @@ class Book:
         was_frozen = self.account.frozen
         self.account.frozen = False
         self.account.peak_equity = self.equity()
-        detail = f"peak reset to {self.account.peak_equity}; was {'frozen' if was_frozen else 'not frozen'}"
+        detail = f"peak reset to {plain(self.account.peak_equity)}; was {'frozen' if was_frozen else 'not frozen'}"
         self.changes.audits.append(AuditEntry(None, None, "reset", "manual_reset", detail, at, mode))
 
     # ----------------------------------------------------------------- internals
@@ -239,7 +241,7 @@ class Book:
         if not self.account.frozen and drawdown >= self.limits.max_drawdown_pct:
             self.account.frozen = True
             limit = self.limits.max_drawdown_pct
-            detail = f"drawdown {drawdown:.4%} from peak {self.account.peak_equity} (limit {limit})"
+            detail = f"drawdown {drawdown:.4%} from peak {plain(self.account.peak_equity)} (limit {plain(limit)})"
             self.changes.audits.append(AuditEntry(None, None, "freeze", Reason.DRAWDOWN_FREEZE, detail, at, mode))
 
     def _exit_order(

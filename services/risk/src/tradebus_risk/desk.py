@@ -35,6 +35,12 @@ The book, the stream marks and the held-back items stay in memory between batche
 row's `version`, bumped by every such transaction, tells whether anyone else (another instance,
 a reset) wrote since: then the state is reloaded. A failed transaction drops the memory copy.
 
+The merge (`merge`) lets items go in ONE global event-time order across symbols, so the account
+they share sees them as an uninterrupted, fully ordered run would. The watermark's wall-clock
+bookkeeping (which stream holds the order, which was excused for its silence) lives in the desk
+(`watermark`), not in the state; `expire_holds`, called every second, lets the order go past a
+stream whose hold ran out when no batch comes to do it.
+
 QUIET LIVE BARS skip the transaction: live bars arrive one by one, and a transaction (~5 round
 trips) per bar was most of risk's live cost, while almost every such bar changes nothing but its
 symbol's `bar_applied` and merge mark. `receive_bars` applies a bar in memory only, under the
@@ -65,16 +71,22 @@ a reload (a failed transaction drops the memory copy); it is then newer than the
   transactions), and the bar stayed in the day current when it was quiet;
 - the drawdown check a reloaded book makes at its first bar depends on the equity only, which
   quiet bars do not move.
-So such a run makes exactly the trades of an uninterrupted one. The lagging `bar_seen` may only
-hold a REPLAY signal of the same symbol (a run mixing modes on one symbol) in the merge until
-the symbol's next bar, which then goes after it in the same order as before. A writer other than
-this desk (a second instance) is not noticed by quiet bars until the next transaction: risk
-runs as one instance (see above).
+So such a run makes exactly the trades of an uninterrupted one. A quiet bar may also go ahead of
+the global order: it changes nothing but its own symbol's `bar_applied` (no fill, no mark, no
+day roll, the drawdown unchanged), which nothing of another symbol reads, so applying it before
+or after another symbol's earlier item gives the same account; it still moves its symbol's bar
+frontier, and when that lets waiting items go, `receive_bars` runs a transaction for them.
+
+The lagging `bar_seen` may only hold a REPLAY signal of the same symbol (a run mixing modes on
+one symbol) in the merge until the symbol's next bar, which then goes after it in the same order
+as before. A writer other than this desk (a second instance) is not noticed by quiet bars until
+the next transaction: risk runs as one instance (see above).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,7 +111,7 @@ from tradebus_risk import metrics
 from tradebus_risk.book import Book, Changes
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.merge import Kind, MergeQueue, StreamMarks
+from tradebus_risk.merge import NO_MARKS, Key, Kind, MergeQueue, Stream, StreamMarks, Watermark, head, item_key, take
 from tradebus_risk.repository import Batch, Conn, Repository, StagedRow
 from tradebus_risk.rules import Reason, decision_time
 
@@ -111,7 +123,8 @@ _EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
 }
 
 
-_NO_MARKS: Final = StreamMarks()
+_NO_MARKS: Final = NO_MARKS
+DEFAULT_HOLD_S: Final = 60.0
 
 
 @dataclass(slots=True)
@@ -120,6 +133,7 @@ class Held:
 
     event_id: str
     kind: Kind
+    symbol: str
     at: datetime
     live: bool
     event: RiskSignalEvent | RiskBarEvent
@@ -139,6 +153,9 @@ class DeskState:
     held_ids: set[str] = field(default_factory=set)
     staged_bar_seen: dict[str, datetime] = field(default_factory=dict)
     """Per symbol, the newest bar in the inbox (rows of older versions): durable like applied ones."""
+    clock: Key | None = None
+    """The key of the last item the merge applied: an item keyed below it is late (`merge`). Not
+    durable: after a (re)load lateness is judged from the first item applied."""
 
 
 class HeldDeliveries(Protocol):
@@ -167,12 +184,19 @@ class Desk:
         limits: RiskLimits,
         held_bars: Callable[[], HeldDeliveries],
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
+        *,
+        symbols: Iterable[str] = (),
+        hold_s: float = DEFAULT_HOLD_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._held_bars = held_bars
         self.limits = limits
         self._clock = clock
+        self._monotonic = monotonic
+        self.watermark = Watermark(frozenset(symbols), hold_s)
+        """Which streams the global event-time order waits for (process lifetime, see `merge`)."""
         self._book_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._state: DeskState | None = None
@@ -209,6 +233,7 @@ class Desk:
                 if marks.signal_seen is None or at >= marks.signal_seen:
                     base = timedelta(milliseconds=interval_ms(signal.interval))
                     state.marks[signal.symbol] = replace(marks, signal_seen=at, base=base)
+                    self.watermark.advanced((signal.symbol, "signal"))
                 fresh.append(_hold(state, event, "signal", signal.symbol, at))
                 batch.touched.add(signal.symbol)
             return fresh
@@ -220,8 +245,10 @@ class Desk:
     async def receive_bars(self, events: list[RiskBarEvent]) -> set[str]:
         """Stage and apply `events`; returns the ids of the bars held back, to stay unacked."""
         await self.release_applied(settled=True)  # the consumer settled every earlier batch by now
-        events = await self._apply_quiet(events)
+        events, others_wait = await self._apply_quiet(events)
         if not events:
+            if others_wait:  # the quiet bars moved their frontiers: waiting items may go now
+                await self._process(self._stage_nothing)
             return set()
 
         def stage(state: DeskState, batch: Batch, decided: set[str]) -> list[Held]:
@@ -240,31 +267,40 @@ class Desk:
                     newest[symbol] = at
                 fresh.append(_hold(state, event, "bar", symbol, at))
             for symbol, at in newest.items():  # in memory only: held bars are not durable
-                _see_bar(state, symbol, at)
+                if _see_bar(state, symbol, at):
+                    self.watermark.advanced((symbol, "bar"))
             return fresh
 
         await self._process(stage)
         holding = self._holding
         return {event.event_id for event in events if event.event_id in holding}
 
-    async def _apply_quiet(self, events: list[RiskBarEvent]) -> list[RiskBarEvent]:
+    async def _apply_quiet(self, events: list[RiskBarEvent]) -> tuple[list[RiskBarEvent], bool]:
         """Apply the quiet bars of `events` in memory only (see the module docstring); returns the
-        others, for the transaction."""
+        others, for the transaction, and whether the quiet bars let waiting items go (moving their
+        symbols' frontiers past the first of them)."""
         async with self._book_lock:
             state = self._state
             if state is None:
-                return events
+                return events, False
             rest: list[RiskBarEvent] = []
             loud: set[str] = set()  # symbols with a bar for the transaction: their later bars follow it
             for event in events:
                 symbol = event.data.symbol
                 if symbol not in loud and _quiet(state, event):
                     state.book.apply_bar(event)
-                    _see_bar(state, symbol, event.data.open_time)
+                    if _see_bar(state, symbol, event.data.open_time):
+                        self.watermark.advanced((symbol, "bar"))
                 else:
                     loud.add(symbol)
                     rest.append(event)
-        return rest
+            if rest or not any(state.held.values()):
+                return rest, False
+            watermark = self.watermark
+            go, bound = watermark.bound(state.marks, watermark.members(state.held))
+            first = head(state.held)
+            others_may_go = go and first is not None and (bound is None or first < bound)
+        return rest, others_may_go
 
     async def release_applied(self, *, settled: bool = False) -> None:
         """Ack the applied bars' deliveries again; `settled`: no bars batch is between its
@@ -341,7 +377,8 @@ class Desk:
         for row in await self.repo.staged(conn):
             kind: Kind = row["kind"]
             model: type[RiskSignalEvent | RiskBarEvent] = RiskSignalEvent if kind == "signal" else RiskBarEvent
-            held = Held(row["event_id"], kind, row["at"], row["live"], model.model_validate_json(row["payload"]), True)
+            event = model.model_validate_json(row["payload"])
+            held = Held(row["event_id"], kind, row["symbol"], row["at"], row["live"], event, True)
             _insert(state, row["symbol"], held)
             if kind == "bar":
                 newest = state.staged_bar_seen.get(row["symbol"])
@@ -359,28 +396,48 @@ class Desk:
         self._state = state
         return state
 
-    @staticmethod
-    def _apply_ready(state: DeskState, batch: Batch, wall_clock: datetime) -> list[str]:
-        """Apply, per symbol in merge order, every held item the merge lets go; returns the ids
-        of the applied bars that were not in the inbox (their deliveries are to be released)."""
+    def _apply_ready(self, state: DeskState, batch: Batch, wall_clock: datetime) -> list[str]:
+        """Apply, in the global event-time order, every held item the watermark lets go (excusing
+        the streams silent past their hold); returns the ids of the applied bars that were not in
+        the inbox (their deliveries are to be released)."""
         book = state.book
         unacked: list[str] = []
-        for symbol, queue in state.held.items():
-            go = queue.take(state.marks.get(symbol, _NO_MARKS))
-            if not go:
-                continue
+        watermark = self.watermark
+        while True:
+            go = take(state.held, state.marks, watermark)
             for held in go:
+                key = item_key(held)
+                late = state.clock is not None and key < state.clock
+                if late:
+                    metrics.LATE_EVENTS.labels(held.kind).inc()
+                else:
+                    state.clock = key
                 if held.kind == "signal":  # not isinstance: slow on pydantic's ABC metaclass
-                    book.decide(cast(RiskSignalEvent, held.event), wall_clock)
+                    book.decide(cast(RiskSignalEvent, held.event), wall_clock, late=late)
                 else:
                     book.apply_bar(cast(RiskBarEvent, held.event))
                     if not held.stored:
                         unacked.append(held.event_id)
                 if held.stored:
                     batch.unstage.append(held.event_id)
-            state.held_ids.difference_update(held.event_id for held in go)
-            batch.touched.add(symbol)
-        return unacked
+                batch.touched.add(held.symbol)
+            if go:
+                state.held_ids.difference_update(held.event_id for held in go)
+            excused = watermark.update(head(state.held), state.marks, watermark.members(state.held), self._monotonic())
+            if not excused:
+                return unacked
+            for symbol, kind in excused:
+                metrics.WATERMARK_EXCUSED.labels(kind).inc()
+                log.warning("stream excused from the event order", symbol=symbol, kind=kind, hold_s=watermark.hold_s)
+
+    async def expire_holds(self) -> None:
+        """Let the waiting items go past a stream whose hold ran out (no batch may come to do it)."""
+        if self.watermark.due(self._monotonic()):
+            await self._process(self._stage_nothing)
+
+    def order_status(self) -> tuple[dict[Stream, float], list[Stream]]:
+        """The streams holding waiting items back (seconds each) and those excused for silence."""
+        return self.watermark.holders(self._monotonic()), sorted(self.watermark.excused)
 
     async def reset(self) -> Book:
         """Lift the drawdown freeze (audited) and return the book after it."""
@@ -445,7 +502,7 @@ class Desk:
 
 
 def _hold(state: DeskState, event: RiskSignalEvent | RiskBarEvent, kind: Kind, symbol: str, at: datetime) -> Held:
-    held = Held(event.event_id, kind, at, event.mode is Mode.LIVE, event)
+    held = Held(event.event_id, kind, symbol, at, event.mode is Mode.LIVE, event)
     _insert(state, symbol, held)
     return held
 
@@ -470,10 +527,13 @@ def _quiet(state: DeskState, event: RiskBarEvent) -> bool:
     return state.book.quiet_bar(symbol, at)
 
 
-def _see_bar(state: DeskState, symbol: str, at: datetime) -> None:
+def _see_bar(state: DeskState, symbol: str, at: datetime) -> bool:
+    """Move the symbol's bar mark to `at` if that is newer; returns whether it moved."""
     marks = state.marks.get(symbol, _NO_MARKS)
     if marks.bar_seen is None or at > marks.bar_seen:
         state.marks[symbol] = replace(marks, bar_seen=at)
+        return True
+    return False
 
 
 def _durable_marks(state: DeskState, symbol: str) -> StreamMarks:

@@ -12,3 +12,13 @@ EQUITY = Gauge("tradebus_risk_equity", "Cash plus open positions marked at the l
 OPEN_POSITIONS = Gauge("tradebus_risk_open_positions", "Open long positions.")
 DRAWDOWN = Gauge("tradebus_risk_drawdown_ratio", "Fall of equity from its peak, as a fraction of the peak.")
 FROZEN = Gauge("tradebus_risk_trading_frozen", "1 while the drawdown freeze blocks new entries.")
+LATE_EVENTS = Counter(
+    "tradebus_risk_late_events_total",
+    "Bars and signals applied behind the account's event time (their stream was excused from the order).",
+    ["kind"],
+)
+WATERMARK_EXCUSED = Counter(
+    "tradebus_risk_watermark_excused_total",
+    "Streams left out of the event-time order after RISK_WATERMARK_HOLD_S of silence.",
+    ["kind"],
+)

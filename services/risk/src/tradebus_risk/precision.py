@@ -81,6 +81,13 @@ class MoneyPolicy:
         return _quantise(_ROUNDING.multiply(quantity, price), self.quote_step, ROUND_HALF_EVEN)
 
 
+def plain(value: Decimal) -> str:
+    """`value` as text that does not depend on its exponent: 10000 loaded from PostgreSQL is
+    `1E+4`, 10000 x 0.004 is `40.000`; an audit detail must read the same before and after a
+    restart (`plain` gives `10000` and `40`)."""
+    return format(value.normalize(), "f")
+
+
 def _quantise(value: Decimal, step: Decimal, rounding: str) -> Decimal:
     """`value` on the grid of `step`, without trailing zeros (published as "100.05", not "100.05000000")."""
     on_grid = value.quantize(step, rounding=rounding, context=_ROUNDING)

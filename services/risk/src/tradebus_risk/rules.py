@@ -17,6 +17,7 @@ from tradebus.events import SignalState
 from tradebus.timeframes import interval_ms
 from tradebus_risk.inbound import SignalFacts
 from tradebus_risk.limits import RiskLimits
+from tradebus_risk.precision import plain
 from tradebus_risk.sizing import size_entry
 
 
@@ -74,8 +75,11 @@ def decision_time(signal: SignalFacts) -> datetime:
     return signal.bar_time + timedelta(milliseconds=interval_ms(signal.interval))
 
 
-def evaluate(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None) -> Verdict:
-    """The verdict on `signal`; `wall_clock` is given for live signals only (staleness)."""
+def evaluate(
+    signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall_clock: datetime | None, late: bool = False
+) -> Verdict:
+    """The verdict on `signal`; `wall_clock` is given for live signals only (staleness); `late`:
+    the account's event time is past the signal's already (see `merge`: its stream was excused)."""
     if signal.state is SignalState.NEUTRAL:
         return Verdict("hold", Reason.NEUTRAL, "neutral signal: nothing to do")
     if wall_clock is not None:
@@ -88,24 +92,29 @@ def evaluate(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, wall
         if not account.has_position:
             return _reject(Reason.NO_POSITION, f"{signal.state} without an open long (spot, long only)")
         return Verdict("accepted", Reason.EXIT, f"{signal.state} closes the open long")
-    return _entry(signal, account, limits)
+    return _entry(signal, account, limits, late=late)
 
 
-def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits) -> Verdict:
+def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: bool) -> Verdict:
+    if late:
+        detail = "arrived after the account's event time passed it (its feed was silent past RISK_WATERMARK_HOLD_S)"
+        return _reject(Reason.STALE_DATA, detail)
     if account.has_position:
         return Verdict("hold", Reason.POSITION_OPEN, "a long is already open for this symbol")
     if account.frozen:
         return _reject(Reason.DRAWDOWN_FREEZE, "trading frozen by the drawdown limit until POST /v1/risk/reset")
     loss_limit = account.day_start_equity * limits.max_daily_loss_pct
     if -account.day_realized >= loss_limit:
-        return _reject(Reason.DAILY_LOSS_LIMIT, f"realised {account.day_realized} today, limit -{loss_limit}")
+        detail = f"realised {plain(account.day_realized)} today, limit -{plain(loss_limit)}"
+        return _reject(Reason.DAILY_LOSS_LIMIT, detail)
     if account.open_positions >= limits.max_open_positions:
         return _reject(Reason.MAX_OPEN_POSITIONS, f"{account.open_positions} open, limit {limits.max_open_positions}")
     plan = signal.plan
     if plan is None or plan.stop <= 0 or plan.stop >= plan.entry:
         return _reject(Reason.NO_PLAN, "no trade plan with a stop below the entry")
     if plan.risk_reward < limits.min_rr:
-        return _reject(Reason.RISK_REWARD_TOO_LOW, f"risk/reward {plan.risk_reward} below {limits.min_rr}")
+        detail = f"risk/reward {plain(plan.risk_reward)} below {plain(limits.min_rr)}"
+        return _reject(Reason.RISK_REWARD_TOO_LOW, detail)
     size = size_entry(equity=account.equity, cash=account.cash, entry=plan.entry, stop=plan.stop, limits=limits)
     if size.reason is not None:
         return _reject(Reason(size.reason), size.detail)

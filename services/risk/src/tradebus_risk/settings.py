@@ -35,6 +35,10 @@ class RiskSettings(Settings):
     risk_bars_batch: int = Field(default=1000, ge=1)
     """1m bars per consumed batch; a new durable lets 20 times as many wait unacked, which bounds
     the bars the replay merge can hold back (the server stops sending until some are applied)."""
+    risk_watermark_hold_s: float = Field(default=60.0, gt=0)
+    """How long a silent stream (a symbol's bars or signals) may hold the global event-time order
+    back; then it is excused, the others go on, and what it delivers behind them is late (see
+    `merge`). Readiness names the streams holding or excused."""
     tradebus_api_token: SecretStr | None = None
 
     def limits(self) -> RiskLimits:

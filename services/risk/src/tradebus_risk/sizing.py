@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from tradebus.events import Side
 from tradebus_risk.limits import RiskLimits
+from tradebus_risk.precision import plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,24 +27,25 @@ def size_entry(*, equity: Decimal, cash: Decimal, entry: Decimal, stop: Decimal,
     """
     distance = entry - stop
     if distance <= 0 or entry <= 0:
-        return Size(Decimal(0), "no_plan", f"stop {stop} is not below entry {entry}")
+        return Size(Decimal(0), "no_plan", f"stop {plain(stop)} is not below entry {plain(entry)}")
     quantity = equity * limits.per_trade / distance
-    notes = [f"risk {limits.per_trade} of equity {equity} over stop distance {distance}"]
+    notes = [f"risk {plain(limits.per_trade)} of equity {plain(equity)} over stop distance {plain(distance)}"]
     position_cap = equity * limits.max_position_pct / entry
     if quantity > position_cap:
         quantity = position_cap
-        notes.append(f"shrunk to {limits.max_position_pct} of equity")
+        notes.append(f"shrunk to {plain(limits.max_position_pct)} of equity")
     money = limits.money
     worst_cost = money.fill_price(entry, Side.BUY, limits.slippage_bps) * (1 + limits.fee_rate)
     cash_cap = max(cash, Decimal(0)) / worst_cost
     cash_bound = quantity > cash_cap
     if cash_bound:
         quantity = cash_cap
-        notes.append(f"shrunk to the cash {cash}")
+        notes.append(f"shrunk to the cash {plain(cash)}")
     quantity = money.quantity(quantity)
     notional = money.notional(quantity, entry, Side.BUY)
     detail = "; ".join(notes)
     if quantity <= 0 or notional < limits.min_notional:
         reason = "insufficient_balance" if cash_bound else "position_size"
-        return Size(Decimal(0), reason, f"notional {notional} below minimum {limits.min_notional} ({detail})")
-    return Size(quantity, None, f"{quantity} at {entry} = {notional} ({detail})")
+        below = f"notional {plain(notional)} below minimum {plain(limits.min_notional)}"
+        return Size(Decimal(0), reason, f"{below} ({detail})")
+    return Size(quantity, None, f"{plain(quantity)} at {plain(entry)} = {plain(notional)} ({detail})")

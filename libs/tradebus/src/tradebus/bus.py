@@ -641,7 +641,7 @@ def _split(chunk: list[Msg | None]) -> tuple[list[Msg], bool]:
             done = True
         elif msg.reply:  # a delivery (its reply is its ack subject), empty or not; statuses have none
             data.append(msg)
-        elif msg.headers.get("Status") in _REQUEST_DONE:
+        elif msg.headers and msg.headers.get("Status", "") in _REQUEST_DONE:
             done = True
     return data, done
 

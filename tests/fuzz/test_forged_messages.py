@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stack import CONSUMERS, SYMBOLS, VALID, Stack, stack
+from stack import CONSUMERS, SUBJECTS, SYMBOLS, VALID, Stack, stack
 
 Mutation = Callable[[dict[str, Any]], bytes]
 
@@ -194,3 +194,56 @@ async def test_fuzzed_messages_change_nothing(private_nats_url: str, database_ur
 
 def _check_stack_is_alive(s: Stack) -> None:
     assert set(s.services) == {"aggregator", "signal", "risk", "telemetry", "rollup"}
+
+
+# ------------------------------------------------------------------ forged by another user
+OWNERS: dict[str, str] = {"bar_1m": "ingest", "bar_5m": "aggregator", "signal": "signal", "trade": "risk",
+                          "heartbeat": "risk"}  # fmt: skip
+"""Who alone may publish each kind on the subject the tests send it to (`stack.SUBJECTS`)."""
+
+
+async def test_valid_events_forged_by_any_other_user_are_refused_by_the_server(
+    private_nats_url: str, database_url: str
+) -> None:
+    """The other half of "forged": a well-formed event (a BUY signal, a bar, a trade, a heartbeat)
+    published by a user that does not own its subject, or by no user at all. The server drops it
+    (the publisher sees a refusal, never a timeout to retry), nothing is stored, nothing is even
+    dead-lettered, and every service stays ready."""
+    import os
+
+    import nats
+    import nats.errors
+    import pytest
+
+    from tradebus.bus import Publisher, PublishRefused
+    from tradebus.natsauth import READER, Credentials, Login, strip_userinfo
+    from tradebus.settings import SERVICES
+
+    credentials = Credentials(Path(os.environ["NATS_CREDENTIALS_DIR"]))
+    server = strip_userinfo(private_nats_url)
+    with pytest.raises(nats.errors.NoServersError):  # anonymous: not even a connection
+        await nats.connect(server, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+    async with stack(private_nats_url, database_url) as s:
+        before = await s.snapshot()
+
+        async def forge_as(user: str) -> list[str]:
+            nc = await nats.connect(server, **Login(user, credentials.password(user)).connect_options())
+            refused: list[str] = []
+            try:
+                publisher = Publisher(nc, user, ack_timeout_s=2.0)
+                for kind, owner in OWNERS.items():
+                    if owner == user:
+                        continue
+                    with pytest.raises(PublishRefused, match=r"(?i)permissions violation"):
+                        await publisher.publish_raw(SUBJECTS[kind], _dump(VALID[kind]()), f"forged-{user}-{kind}")
+                    refused.append(kind)
+            finally:
+                await nc.close()
+            return refused
+
+        users = [*SERVICES, READER]
+        refused = dict(zip(users, await asyncio.gather(*(forge_as(u) for u in users)), strict=True))
+        assert all(len(kinds) == len([k for k, o in OWNERS.items() if o != user]) for user, kinds in refused.items())
+        await s.all_ready()
+        assert await s.snapshot() == before
+        assert s.letters == [], "refused by the server: no service ever saw them"

@@ -117,5 +117,8 @@ def test_outages_are_transient_and_refusals_are_not() -> None:
     assert not is_transient(PublishRefused("no stream"))
     assert not is_transient(nats.errors.MaxPayloadError())
     assert not is_transient(nats.errors.BadSubjectError())
+    assert is_transient(FileNotFoundError(2, "No such file or directory"))  # PostgreSQL's socket, restarting
+    assert is_transient(OSError(101, "Network is unreachable"))
+    assert not is_transient(FileNotFoundError(2, "No such file or directory", "/etc/missing.conf"))
     assert not is_transient(PermissionError("not a network failure"))
     assert not is_transient(asyncpg.exceptions.UniqueViolationError("a bug"))

@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import errno
 import itertools
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
@@ -87,10 +89,20 @@ unavailable for now): retried in place forever, never dead-lettered. Anything el
 publish, a bad subject, a payload too large, a bug — is the message's, see `is_transient`."""
 
 
+UNREACHABLE_ERRNOS: Final = frozenset({errno.ENOENT, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ETIMEDOUT})
+"""Connect failures that are not `ConnectionError`s: a Unix socket not there while PostgreSQL
+restarts (ENOENT, from a connect, never a file: it has no filename), a network or host not
+reachable for now."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` is an outage to wait out rather than a failure of the message."""
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
+    if isinstance(exc, socket.gaierror):  # a name that does not resolve for now (DNS)
+        return True
+    if type(exc) in (OSError, FileNotFoundError) and exc.errno in UNREACHABLE_ERRNOS:  # type: ignore[attr-defined]
+        return getattr(exc, "filename", None) is None
     # asyncpg reports a connection lost mid-query, or a pool closing under it, as InterfaceError
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
 
@@ -511,7 +523,9 @@ class BatchConsumer(Generic[E]):
         while True:
             try:
                 return await self._screen(events)
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise  # the consumer's loop restarts and rewinds: nothing is lost or skipped
                 outages += 1
                 log.warning("transient failure screening a chunk; retrying", consumer=self.name, error=repr(exc))
                 if await self._stopped_within(_backoff(outages)):

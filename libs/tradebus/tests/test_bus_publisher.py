@@ -100,7 +100,7 @@ async def test_a_publish_the_server_forbids_is_refused_not_an_outage(permissione
         publisher = Publisher(nc, "test", ack_timeout_s=1.0)
         await publisher.publish_raw("pub.ok.a", b"x", "id-1")
         with pytest.raises(PublishRefused, match=r"(?i)permissions violation") as refused:
-            await publisher.publish_raw("pub.denied.a", b"x", "id-2")
+            await publisher.publish_raw("pub.denied.BTCUSDT", b"x", "id-2")  # upper case, as symbols are
         assert not is_transient(refused.value)
     finally:
         await nc.close()

@@ -252,9 +252,10 @@ def _permission_refused(nc: NatsClient, subjects_published: Collection[str]) -> 
     """The server's permissions violation for one of `subjects_published`, if that is why no ack
     came (the server drops such a publish and tells only the connection's error callback)."""
     error = str(nc.last_error or "")
-    if "permissions violation" not in error.lower():
+    said = error.lower()  # nats-py lower-cases the server's error, subject included
+    if "permissions violation" not in said:
         return None
-    return error if any(subject in error for subject in subjects_published) else None
+    return error if any(subject.lower() in said for subject in subjects_published) else None
 
 
 class BatchConsumer(Generic[E]):

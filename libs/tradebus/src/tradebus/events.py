@@ -18,7 +18,16 @@ from functools import cached_property
 from typing import Annotated, ClassVar, Final, Literal, Self
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    model_validator,
+)
 
 from tradebus.timeframes import INTERVALS, Interval, bucket_start, close_time_ms, datetime_to_ms, ms_to_datetime
 
@@ -119,7 +128,7 @@ class Envelope(_Model):
 
     event_id: str = Field(min_length=1, description="Deterministic id; also the Nats-Msg-Id.")
     event_type: str = Field(description="What happened, e.g. `bar.closed`.")
-    schema_version: int = Field(default=1, ge=1)
+    schema_version: StrictInt = Field(default=1, ge=1)
     source: str = Field(description="The service that emitted the event.")
     emitted_at: UtcDatetime = Field(description="When the service emitted it (wall clock).")
     trace_id: str = Field(min_length=1, description="Carried from the causing bar onwards.")
@@ -176,10 +185,10 @@ class Bar(_Model):
     close: Amount
     volume: Amount = Field(ge=0)
     quote_volume: Amount = Field(ge=0)
-    trades: int = Field(ge=0)
+    trades: StrictInt = Field(ge=0)  # JSON `true` is no count of trades
     complete: bool = True
     source: BarSource
-    revision: int = Field(default=0, ge=0, description="Raised each time a late minute corrects the bar.")
+    revision: StrictInt = Field(default=0, ge=0, description="Raised each time a late minute corrects the bar.")
 
     @cached_property
     def open_ms(self) -> int:

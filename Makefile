@@ -36,7 +36,7 @@ logs: venv
 test: venv
 	$(BIN)/python -m pytest
 
-# Whole local stacks replaying real klines, one fault each (tests/chaos); 6–8 min on 2 cores.
+# Whole local stacks replaying real klines, one fault each (tests/chaos); about 15 min on 2 cores.
 test-chaos: venv
 	$(BIN)/python -m pytest -m chaos tests/chaos
 

@@ -71,6 +71,12 @@ class Worker:
     def handled(self) -> list[str]:
         return self.log.read_text().split() if self.log.exists() else []
 
+    async def until_handled(self, count: int, what: str) -> None:
+        async def enough() -> bool:
+            return len(self.handled()) >= count
+
+        await wait_for(enough, what=what)
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
@@ -115,11 +121,7 @@ async def test_a_consumer_killed_inside_a_chunk_loses_nothing(bus: NatsClient, s
     events = _events(0, 400)
     await _publish(bus, events)
     first = Worker(server.url, tmp_path / "first.log", delay_s=0.002)
-
-    async def mid_chunk() -> bool:
-        return len(first.handled()) >= 120
-
-    await wait_for(mid_chunk, what="the first consumer inside its chunks")
+    await first.until_handled(120, "the first consumer inside its chunks")
     first.kill()
     killed_after = len(first.handled())
     assert killed_after < len(events), "killed before the end"
@@ -138,10 +140,7 @@ async def test_a_graceful_stop_while_traffic_arrives_loses_nothing(
     first = Worker(server.url, tmp_path / "first.log", delay_s=0.01, batch_size=500)  # a pull spans chunks
     publishing = asyncio.create_task(_trickle(bus, events))
 
-    async def some_handled() -> bool:
-        return len(first.handled()) >= 30
-
-    await wait_for(some_handled, what="the first consumer handling traffic")
+    await first.until_handled(30, "the first consumer handling traffic")
     first.stop()  # with deliveries queued behind the chunk in hand
     info = await bus.jetstream().consumer_info("BARS", "crash")
     assert info.num_ack_pending, "the stop left deliveries queued (else this test proves nothing)"
@@ -164,11 +163,7 @@ async def test_a_nats_server_killed_and_restarted_inside_a_chunk_loses_nothing(
     events = _events(2000, 400)
     await _publish(bus, events)
     worker = Worker(server.url, tmp_path / "worker.log", delay_s=0.002)
-
-    async def mid_chunk() -> bool:
-        return len(worker.handled()) >= 100
-
-    await wait_for(mid_chunk, what="the consumer inside its chunks")
+    await worker.until_handled(100, "the consumer inside its chunks")
     assert server.process is not None
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()

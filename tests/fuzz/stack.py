@@ -50,6 +50,9 @@ from tradebus_telemetry.settings import TelemetrySettings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 SCHEMAS = ("aggregator", "signal", "risk", "telemetry", "rollup")
+WALL_CLOCK_TABLES = frozenset({"rollup.eod_runs", "telemetry.readiness_snapshots"})
+"""Records of when a scheduled job ran, not facts from messages: rollup's catch-up run at start
+may land after the first snapshot (as in tests/chaos/canonical.py, left out)."""
 
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "bar_1m": ("aggregator", "risk", "telemetry"),
@@ -182,6 +185,8 @@ class Stack:
             )
             out = {}
             for schema, table in sorted((t["table_schema"], t["table_name"]) for t in tables):
+                if f"{schema}.{table}" in WALL_CLOCK_TABLES:
+                    continue
                 rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table}"')
                 out[f"{schema}.{table}"] = sorted(tuple(str(v) for v in r.values()) for r in rows)
             assert {name.split(".")[0] for name in out} == set(SCHEMAS), sorted(out)

@@ -350,12 +350,18 @@ class BatchConsumer(Generic[E]):
             if narrowed and (info.config.filter_subjects or []) != wanted:
                 info = await js.add_consumer(self.stream, config=narrow(info.config))
             if info.num_ack_pending:
-                info = await rewind(js, info)
-                metrics.CONSUMER_REWINDS.labels(self.service, self.name).inc()
+                info = await self._rewind(js, info)
         self._ack_all = info.config.ack_policy == AckPolicy.ALL
         if self._holds and self._ack_all:
             raise RuntimeError(f"durable {self.durable} acks all; delete it so that it can hold deliveries back")
         self._deliveries.expected = _next_delivery(info)
+
+    async def _rewind(self, js: JetStreamContext, info: ConsumerInfo) -> ConsumerInfo:
+        """`rewind` the durable, counted; the next delivery expected is the new durable's first."""
+        info = await rewind(js, info)
+        metrics.CONSUMER_REWINDS.labels(self.service, self.name).inc()
+        self._deliveries.expected = _next_delivery(info)
+        return info
 
     async def run(self, nc: NatsClient) -> None:
         """Pull continuously until `stop()`: one outstanding pull request, messages handled as
@@ -369,9 +375,7 @@ class BatchConsumer(Generic[E]):
                 await self._pull(nc)
             except _Gap:
                 await nc.flush()  # the acks sent so far reach the server before its floor is read
-                info = await rewind(js, await js.consumer_info(self.stream, self.durable))
-                self._deliveries.expected = _next_delivery(info)
-                metrics.CONSUMER_REWINDS.labels(self.service, self.name).inc()
+                await self._rewind(js, await js.consumer_info(self.stream, self.durable))
 
     async def _pull(self, nc: NatsClient) -> None:
         """One run of pull requests on an inbox of its own (a rewind leaves the old one's
@@ -528,9 +532,7 @@ class BatchConsumer(Generic[E]):
                 if not is_transient(exc):
                     raise  # the consumer's loop restarts and rewinds: nothing is lost or skipped
                 outages += 1
-                log.warning("transient failure screening a chunk; retrying", consumer=self.name, error=repr(exc))
-                if await self._stopped_within(_backoff(outages)):
-                    raise _Interrupted from exc
+                await self._wait_out(exc, outages)
 
     async def _handle(self, good: list[tuple[E, Msg]]) -> Collection[str]:
         """The handler on the whole chunk; when that fails, on each event alone."""
@@ -558,11 +560,7 @@ class BatchConsumer(Generic[E]):
             except Exception as exc:  # a message never kills the consumer
                 if is_transient(exc):
                     outages += 1
-                    log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))
-                    if await self._stopped_within(_backoff(outages)):
-                        raise _Interrupted from exc
-                    if self.gate is not None and not self.gate.is_set():
-                        await self.gate.wait()
+                    await self._wait_out(exc, outages)
                     continue
                 attempts += 1
                 if attempts == MAX_ATTEMPTS:
@@ -571,6 +569,15 @@ class BatchConsumer(Generic[E]):
                     return ()
                 if await self._stopped_within(_backoff(attempts)):
                     raise _Interrupted from exc
+
+    async def _wait_out(self, exc: BaseException, outages: int) -> None:
+        """Back off before retrying in place through an outage (and while the instance lease is
+        lost); a stop meanwhile interrupts the chunk: nothing of it is acked."""
+        log.warning("transient failure; retrying in place", consumer=self.name, error=repr(exc))
+        if await self._stopped_within(_backoff(outages)):
+            raise _Interrupted from exc
+        if self.gate is not None and not self.gate.is_set():
+            await self.gate.wait()
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:

@@ -31,6 +31,10 @@ LEASE_POLL_S: Final = 1.0
 """How often a standby tries the lock, and an active instance checks it still holds it."""
 
 
+UNAVAILABLE: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What the lease's connection raises while PostgreSQL cannot be reached (or has ended it)."""
+
+
 class LeaseLost(Exception):
     """Another instance was active while this one was cut off: this one must stop."""
 
@@ -68,8 +72,7 @@ class InstanceLease:
         """Take the lease if it is free (recording this instance as its holder)."""
         async with self._using:
             conn = await self._connection()
-            got = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._key)
-            if not got:
+            if not await self._try_lock(conn):
                 return False
             self.epoch = await self._record(conn)
         self.held.set()
@@ -102,7 +105,7 @@ class InstanceLease:
                         holder=holder.describe() if holder else "unknown",
                     )
                     told = True
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except UNAVAILABLE as exc:
                 log.warning("instance lease unavailable; retrying", error=repr(exc))
                 await self._drop_connection()
             await asyncio.sleep(self.poll_s)
@@ -130,7 +133,7 @@ class InstanceLease:
                 async with self._using:
                     await conn.fetchval("SELECT 1", timeout=self.poll_s * 5)
                 continue
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*UNAVAILABLE, TimeoutError) as exc:
                 self.held.clear()
                 self.interruptions += 1
                 log.warning("instance lease connection lost; handling paused", error=repr(exc))
@@ -143,7 +146,7 @@ class InstanceLease:
             try:
                 async with self._using:
                     conn = await self._connection()
-                    taken = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._key)
+                    taken = await self._try_lock(conn)
                     holder = await self._holder(conn) if taken else None
                 if taken:
                     if holder is None or holder.epoch != mine or holder.instance != self.instance:
@@ -155,7 +158,7 @@ class InstanceLease:
                     log.info("instance lease held again; handling resumes", epoch=mine)
                     return
                 raise LeaseLost(f"{self.service}: another instance took the lease while this one was cut off")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except UNAVAILABLE as exc:
                 log.debug("instance lease still unavailable", error=repr(exc))
                 await self._drop_connection()
             await asyncio.sleep(self.poll_s)
@@ -165,9 +168,11 @@ class InstanceLease:
         self.held.clear()
         await self._drop_connection()
 
-    @property
-    def _key(self) -> str:
-        return f"tradebus:instance:{self.service}"
+    async def _try_lock(self, conn: asyncpg.Connection) -> bool:
+        """The session advisory lock of this service's lease, if it is free."""
+        return bool(
+            await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"tradebus:instance:{self.service}")
+        )
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():

@@ -506,8 +506,7 @@ class Service:
             waiting = self._standby is not None and not self._active
             if not (waiting or self._fenced) or request.url.path.startswith(ALWAYS_SERVED):
                 return await call_next(request)
-            _, checks = await self.readiness()
-            return JSONResponse({"detail": checks["lease"].detail}, status_code=503)
+            return JSONResponse({"detail": (await self._lease_check()).detail}, status_code=503)
 
         @app.get("/health/live", tags=["health"])
         async def live() -> dict[str, str]:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats.js.errors
 import orjson
 import pytest
 from nats.aio.client import Client
@@ -29,7 +28,7 @@ from tradebus.bus import Publisher
 from tradebus.embedded import free_port
 from tradebus.events import BarEvent, Envelope, SignalEvent, SignalState
 from tradebus.service import CheckResult, Service
-from tradebus.testing import wait_for
+from tradebus.testing import durables_exist, wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_risk.app import build_service
 from tradebus_risk.bench import replay_events
@@ -437,14 +436,6 @@ async def test_a_kill_9_mid_replay_trades_as_an_uninterrupted_run(
         log = (tmp_path / "risk.log").open("ab")
         return subprocess.Popen([sys.executable, "-m", "tradebus_risk"], env=env, stdout=log, stderr=log)
 
-    async def durables_exist() -> bool:
-        try:
-            for stream, durable in DURABLES:
-                await js.consumer_info(stream, durable)
-        except nats.js.errors.NotFoundError:
-            return False
-        return True
-
     async def publish(chunk: Sequence[Envelope]) -> None:
         def subject(e: Envelope) -> str:
             data = e.data  # type: ignore[attr-defined]
@@ -455,7 +446,7 @@ async def test_a_kill_9_mid_replay_trades_as_an_uninterrupted_run(
     pool = await db.create_pool(database_url, schema="risk", max_size=2)
     proc = start()
     try:
-        await wait_for(durables_exist, timeout=60, what="risk durables created")
+        await wait_for(durables_exist(js, DURABLES), timeout=60, what="risk durables created")
         await publish(first)
 
         async def some_applied_some_held() -> bool:

@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import nats.js.errors
 import orjson
 import pytest
 from nats.aio.client import Client
@@ -22,7 +21,7 @@ from tradebus import subjects
 from tradebus.bus import encode
 from tradebus.events import Envelope, Mode, SignalState
 from tradebus.service import Service
-from tradebus.testing import admin_publisher, running, wait_for
+from tradebus.testing import admin_publisher, durables_exist, running, wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_risk.app import build_service
 from tradebus_risk.settings import RiskSettings
@@ -94,16 +93,8 @@ async def serving(service: Service, nc: Client) -> AsyncIterator[Service]:
     """`running(service)`, once its durables exist (they start at the stream's end in these tests)."""
     js = nc.jetstream()
 
-    async def durables_exist() -> bool:
-        try:
-            for stream, durable in DURABLES:
-                await js.consumer_info(stream, durable)
-        except nats.js.errors.NotFoundError:
-            return False
-        return True
-
     async with running(service):
-        await wait_for(durables_exist, what="risk durables created")
+        await wait_for(durables_exist(js, DURABLES), what="risk durables created")
         yield service
 
 

@@ -14,12 +14,11 @@ import orjson
 from helpers import bar, heartbeat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from tradebus import subjects
 from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent, encode_bar_event
 from tradebus.service import Service
-from tradebus.testing import admin_publisher, running, wait_for
+from tradebus.testing import admin_publisher, durables_exist, running, wait_for
 from tradebus_telemetry.app import build_service
 from tradebus_telemetry.settings import TelemetrySettings
 
@@ -47,18 +46,8 @@ async def telemetry(nc: Client, nats_url: str, database_url: str, **overrides: A
     }
     settings = TelemetrySettings(nats_url=nats_url, database_url=database_url, **(fast | overrides))
     async with running(build_service(settings)) as service:
-        await wait_for(lambda: consumers_exist(js), what="telemetry's consumers created")
+        await wait_for(durables_exist(js, DURABLES), what="telemetry's consumers created")
         yield service
-
-
-async def consumers_exist(js: JetStreamContext) -> bool:
-    """FastStream creates the durables in the background; DeliverPolicy.NEW misses what came before."""
-    try:
-        for stream, durable in DURABLES:
-            await js.consumer_info(stream, durable)
-    except nats.js.errors.NotFoundError:
-        return False
-    return True
 
 
 async def collect(nc: Client, subject: str) -> list[Msg]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import nats
+import nats.js.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from tradebus.bus import Publisher
 from tradebus.events import Bar, BarSource, make_bar
@@ -27,6 +29,22 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 30
         if loop.time() > deadline:
             raise AssertionError(f"{what} not met within {timeout} s")
         await asyncio.sleep(0.05)
+
+
+def durables_exist(js: JetStreamContext, durables: Iterable[tuple[str, str]]) -> Callable[[], Awaitable[bool]]:
+    """A `wait_for` predicate: every `(stream, durable)` exists (a service process makes them as it
+    starts; a DeliverPolicy.NEW durable misses what comes before)."""
+    wanted = tuple(durables)
+
+    async def exist() -> bool:
+        try:
+            for stream, durable in wanted:
+                await js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
+
+    return exist
 
 
 @asynccontextmanager

@@ -388,6 +388,8 @@ class Service:
         while True:
             status, checks = await self.readiness()
             metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
+            for check, result in checks.items():
+                metrics.READINESS_CHECK.labels(self.name, check).set(1 if result.ok else 0)
             event = HeartbeatEvent.build(
                 event_id=f"heartbeat:{self.name}:{self.instance}:{self._started_ms}:{beat}",
                 source=self.name,

@@ -110,6 +110,17 @@ def _up_local(console: Console, run: RunDir) -> None:
         raise
 
 
+def wait_ready(console: Console, run: RunDir) -> int:
+    """Wait for the running stack's services to be ready again (after `restore` resumed them)."""
+    try:
+        asyncio.run(_wait_ready(console, run, None))
+    except StackError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        return 1
+    console.print("[bold green]services ready[/]")
+    return 0
+
+
 async def _wait_ready(console: Console, run: RunDir, supervisor: subprocess.Popen[bytes] | None) -> None:
     """Show progress until every service answers ready; StackError on timeout or supervisor exit."""
     deadline = time.monotonic() + READY_TIMEOUT_S

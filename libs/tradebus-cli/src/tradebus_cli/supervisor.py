@@ -96,6 +96,8 @@ class Child:
     delay_s: float | None = None
     restart_at: float = 0.0
     restarts: int = 0
+    paused: bool = False
+    """Stopped on request: its next start is no restart."""
 
 
 NATS_LOGIN_VARIABLES: Final = ("NATS_USER", "NATS_PASSWORD", "NATS_PASSWORD_FILE", "NATS_CREDENTIALS_DIR")
@@ -155,6 +157,7 @@ class Supervisor:
             alertmanager_port=int(env.get("TRADEBUS_ALERTMANAGER_PORT") or ALERTMANAGER_PORT),
         )  # fmt: skip
         self.monitors = [Child(m.name, command=m.command) for m in self.monitoring.monitors]
+        self.paused = False
         for name in (*SERVICES, *(m.name for m in self.monitors), *(w.name for w in self.watched)):
             RESTARTS.labels(name)  # at 0 from the start, so increase() counts the first restart
 
@@ -180,8 +183,8 @@ class Supervisor:
         child.started_at = time.monotonic()
 
     def reap(self, child: Child, now: float) -> bool:
-        """If `child` exited, schedule its restart; True when something changed."""
-        if child.process is None or (code := child.process.poll()) is None:
+        """If `child` exited, schedule its restart; True when something changed (a paused one: `pause`)."""
+        if child.paused or child.process is None or (code := child.process.poll()) is None:
             return False
         uptime = now - child.started_at
         child.process = child.ref = None
@@ -210,9 +213,10 @@ class Supervisor:
         while not stop:
             now = time.monotonic()
             changed = self.watch_dependencies(now)
+            changed |= self.pause(now)
             for child in self.supervised:
                 changed |= self.reap(child, now)
-                if child.process is None and now >= child.restart_at and not stop:
+                if child.process is None and now >= child.restart_at and not stop and not child.paused:
                     self.start(child)
                     child.restarts += 1
                     RESTARTS.labels(child.name).inc()
@@ -222,6 +226,34 @@ class Supervisor:
                 self.save()
             time.sleep(TICK_S)
         log.info("stopping stack", signal=stop.signal)
+
+    def pause(self, now: float) -> bool:
+        """Stop every service while the run's pause file exists, start them again (no restart
+        counted) once it is gone; True when something changed."""
+        wanted = self.run.pause_file.exists()
+        changed = False
+        for child in self.children:
+            if wanted and not child.paused:
+                child.paused = True
+                if child.process is not None:
+                    child.process.terminate()
+                    child.restart_at = now + STOP_GRACE_S  # SIGKILL after the grace period
+                log.info("service paused", service=child.name)
+            elif wanted and child.process is not None and now >= child.restart_at:
+                child.process.kill()
+            if wanted and child.process is not None and child.process.poll() is not None:
+                child.process = child.ref = None
+                changed = True
+            if not wanted and child.paused:
+                child.paused, child.restart_at = False, 0.0
+                if child.process is None:
+                    self.start(child)
+                    log.info("service resumed", service=child.name)
+                changed = True
+        paused = wanted and all(c.process is None for c in self.children)
+        changed |= paused != self.paused
+        self.paused = paused
+        return changed
 
     def watch_dependencies(self, now: float) -> bool:
         """Restart an embedded dependency that exited; True when its recorded pid changed."""
@@ -255,6 +287,7 @@ class Supervisor:
                 },
                 monitors_skipped=dict(self.monitoring.skipped),
                 deps=self.deps,
+                paused=self.paused,
             )
         )
 

@@ -41,8 +41,16 @@ from tradebus_cli.rundir import RunDir, repo_root, stack_url
 
 ATTEMPTS: Final = 3
 LIVE_STREAMS: Final = frozenset({"TELEMETRY"})
-"""Streams a running stack writes to by itself (heartbeats, readiness): neither a sign that a
-target holds data, nor a reason to take a backup again; restored like the others."""
+"""Streams a running stack writes to by itself (heartbeats, readiness): no reason to take a
+backup again when they move; restored like the others."""
+DATA_STREAMS: Final = ("BARS", "SIGNALS", "EXEC", "DLQ")
+DATA_TABLES: Final = (
+    "ingest.bars", "ingest.checkpoints", "aggregator.bars", "signal.bars", "signal.signals", "risk.orders",
+    "risk.trades", "risk.positions", "rollup.trades",
+)  # fmt: skip
+"""What only market data fills: a target holding any of it is not empty. A fresh stack writes
+other streams and tables by itself before it sees data (heartbeats, readiness, leases, risk's
+starting balance, rollup's empty day), so those say nothing."""
 PAUSE_TIMEOUT_S: Final = 60.0
 
 
@@ -178,31 +186,20 @@ def check_schemas(manifest: Manifest, source: Path) -> None:
 
 
 async def _contents(nc: Client, dsn: str) -> list[str]:
-    """What the target already holds: event streams with messages, service tables with rows."""
+    """What of the market data the target already holds (see DATA_STREAMS)."""
     found = []
-    for name in await jetstream.stream_names(nc):
-        messages = (await jetstream.stream_info(nc, name))["state"]["messages"]
-        if name not in LIVE_STREAMS and messages:
+    for name in set(await jetstream.stream_names(nc)) & set(DATA_STREAMS):
+        if messages := (await jetstream.stream_info(nc, name))["state"]["messages"]:
             found.append(f"stream {name} ({messages} messages)")
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
-        tables = await conn.fetch(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-            "AND table_schema = ANY($1::text[]) AND table_name <> ALL($2::text[]) ORDER BY 1, 2",
-            list(SERVICES),
-            list(EMPTY_TABLES_ALLOWED),
-        )
-        for row in tables:
-            qualified = f'"{row["table_schema"]}"."{row["table_name"]}"'
-            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {qualified})"):
-                found.append(f"table {row['table_schema']}.{row['table_name']}")
+        for table in DATA_TABLES:
+            exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
+            if exists and await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+                found.append(f"table {table}")
     finally:
         await conn.close()
-    return found
-
-
-EMPTY_TABLES_ALLOWED: Final = ("schema_migrations", "readiness_snapshots")
-"""Tables a fresh stack fills by itself: migrations applied at start, telemetry's readiness."""
+    return sorted(found)
 
 
 async def restore(target: Target, manifest: Manifest, files: Path, *, force: bool, console: Console) -> dict[str, int]:
@@ -284,7 +281,7 @@ def backup_command(output: Path | None, console: Console) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         manifest = asyncio.run(backup(Target.from_env(), path, console))
     except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
-        console.print(f"[bold red]backup failed: {_reason(exc)}[/]")
+        console.print(f"[bold red]backup failed: {_reason(exc)}[/]", soft_wrap=True)
         return 1
     messages = sum(int(s.state.get("messages", 0)) for s in manifest.streams.values())
     console.print(
@@ -307,7 +304,7 @@ def restore_command(source: Path, force: bool, console: Console) -> int:
             target = Target.from_env()
             restored = asyncio.run(restore(target, manifest, Path(work), force=force, console=console))
     except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
-        console.print(f"[bold red]restore refused: {_reason(exc)}[/]")
+        console.print(f"[bold red]restore refused: {_reason(exc)}[/]", soft_wrap=True)
         return 1
     console.print(
         f"restored {sum(restored.values())} messages in {len(restored)} streams and {len(manifest.schemas)} schemas "

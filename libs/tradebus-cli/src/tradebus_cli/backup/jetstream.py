@@ -22,6 +22,7 @@ from nats.errors import TimeoutError as NatsTimeout
 API_TIMEOUT_S: Final = 10.0
 CHUNK_TIMEOUT_S: Final = 30.0
 CHUNK_BYTES: Final = 128 * 1024
+END_OF_SNAPSHOT: Final = "204"
 
 
 class JetStreamApiError(Exception):
@@ -78,9 +79,10 @@ async def snapshot(nc: Client, stream: str, out: BinaryIO) -> StreamSnapshot:
                 msg: Msg = await sub.next_msg(timeout=CHUNK_TIMEOUT_S)
             except NatsTimeout:
                 raise JetStreamApiError(f"snapshot of {stream}: no chunk within {CHUNK_TIMEOUT_S:g} s") from None
-            if msg.headers and (status := msg.headers.get("Status")) and not msg.data:
-                raise JetStreamApiError(f"snapshot of {stream}: {status} {msg.headers.get('Description', '')}")
-            if not msg.data:
+            status = (msg.headers or {}).get("Status", "")
+            if status and status != END_OF_SNAPSHOT:
+                raise JetStreamApiError(f"snapshot of {stream}: {status} {(msg.headers or {}).get('Description', '')}")
+            if not msg.data:  # the end: an empty message (with status 204 from nats-server 2.9)
                 break
             out.write(msg.data)
             size += len(msg.data)

@@ -11,6 +11,7 @@ non-empty target) run against stack B as the operator would meet them.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -248,8 +249,9 @@ async def _answers_bars(url: str, interval: str) -> list[dict[str, Any]]:
 async def _refusals(b: Stack, archive_path: Path, tmp_path: Path) -> None:
     """A truncated, an altered, a newer-schema and a missing archive are each refused in one line,
     B untouched."""
-    for path, reason in _bad_archives(archive_path, tmp_path).items():
-        code, output = await b.tradebus("restore", str(path))
+    cases = _bad_archives(archive_path, tmp_path)
+    results = await asyncio.gather(*(b.tradebus("restore", str(path)) for path in cases))
+    for (path, reason), (code, output) in zip(cases.items(), results, strict=True):
         assert code == 1 and reason in output, f"{path.name}: {output}"
         assert len(output.strip().splitlines()) == 1 and "Traceback" not in output, output
     nc = await b.admin()

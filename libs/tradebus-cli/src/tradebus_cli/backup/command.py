@@ -245,6 +245,18 @@ async def _drop_schemas(dsn: str) -> None:
         await conn.close()
 
 
+async def _refuse_running_services(run: RunDir) -> None:
+    """Without a local supervisor to pause them, services still answering would work on under the
+    restore with what they hold in memory: refuse."""
+    from tradebus_cli import probe
+    from tradebus_cli.stack import service_urls
+
+    async with probe.client() as client:
+        answering = [h.service for h in await probe.probe_all(client, service_urls(run.read_state())) if h.code]
+    if answering:
+        raise BackupError(f"services are running ({', '.join(answering)}): stop them first (deploy/README.md, Backups)")
+
+
 class paused_services:
     """The local stack's services stopped by its supervisor for the duration (nothing to do when
     no local supervisor runs: the operator stopped the services, as deploy/README.md says)."""
@@ -256,6 +268,7 @@ class paused_services:
 
     async def __aenter__(self) -> paused_services:
         if self.run.supervisor_process() is None:
+            await _refuse_running_services(self.run)
             return self
         self.run.pause_file.touch()
         self.active = True

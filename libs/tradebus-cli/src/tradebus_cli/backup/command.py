@@ -212,18 +212,30 @@ async def restore(target: Target, manifest: Manifest, files: Path, *, force: boo
         if not force and (held := await _contents(nc, target.database_url)):
             raise BackupError(f"the target is not empty ({', '.join(held[:4])}); --force replaces it")
         async with paused_services(console):
-            restored = {}
-            existing = set(await jetstream.stream_names(nc))
-            for name, saved in sorted(manifest.streams.items()):
-                if name in existing:
-                    await jetstream.delete_stream(nc, name)
-                with console.status(f"restoring stream {name}"):
-                    restored[name] = await _restore_stream(nc, name, saved, files / archive.stream_member(name))
-            with console.status("pg_restore of the service schemas"):
-                await _drop_schemas(target.database_url)
-                await asyncio.to_thread(postgres.restore, tools, target.database_url, files / archive.POSTGRES)
+            try:
+                return await _replace(nc, target, manifest, files, tools, console)
+            except (JetStreamApiError, PostgresToolError, asyncpg.PostgresError, OSError) as exc:
+                raise BackupError(
+                    f"failed midway, the target is partly restored (run again with --force): {exc}"
+                ) from None
     finally:
         await nc.close()
+
+
+async def _replace(
+    nc: Client, target: Target, manifest: Manifest, files: Path, tools: postgres.PgTools, console: Console
+) -> dict[str, int]:
+    """Every stream, then the six schemas, replaced by the archive's; the messages per stream."""
+    restored = {}
+    existing = set(await jetstream.stream_names(nc))
+    for name, saved in sorted(manifest.streams.items()):
+        if name in existing:
+            await jetstream.delete_stream(nc, name)
+        with console.status(f"restoring stream {name}"):
+            restored[name] = await _restore_stream(nc, name, saved, files / archive.stream_member(name))
+    with console.status("pg_restore of the service schemas"):
+        await _drop_schemas(target.database_url)
+        await asyncio.to_thread(postgres.restore, tools, target.database_url, files / archive.POSTGRES)
     return restored
 
 

@@ -182,6 +182,8 @@ def status(console: Console, run: RunDir | None = None) -> int:
     console.print(services_table(healths))
     if state and state.deps:
         console.print(deps_table(state.deps))
+    if run.pause_file.exists():
+        console.print(f"[bold yellow]services paused by `tradebus restore` (delete {run.pause_file} to resume)[/]")
     if state and (state.monitors or state.monitors_skipped):
         console.print(monitors_table(state))
     print_readiness(console, report)

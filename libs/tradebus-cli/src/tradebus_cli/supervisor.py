@@ -307,7 +307,9 @@ class Supervisor:
 
 
 def stop_leftovers(run: RunDir) -> None:
-    """Stop what a killed supervisor left running (they hold the ports and the embedded data)."""
+    """Stop what a killed supervisor left running (they hold the ports and the embedded data), and
+    forget a pause a killed restore left behind (it paused the previous supervisor's services)."""
+    run.pause_file.unlink(missing_ok=True)
     previous = run.read_state()
     if previous and previous.mode == "local":
         stopped = stop_processes(previous.processes(), grace_s=STOP_GRACE_S)

@@ -8,9 +8,12 @@ database; the whole round trip through two stacks is test_backup_restore.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nats
 import pytest
@@ -21,6 +24,7 @@ from tradebus import db
 from tradebus.bus import ensure_streams
 from tradebus.embedded import free_port
 from tradebus.settings import SERVICES
+from tradebus_cli.backup.postgres import PostgresToolError, find_tools
 
 
 @pytest.fixture
@@ -67,7 +71,13 @@ async def test_refusals_are_one_line_and_change_nothing(
     archive = tmp_path / "backup.tar"
     code, output = await cli("backup", "--output", str(archive), env=env)
     assert code == 0, output
-    assert archive.is_file()
+    with tarfile.open(archive) as tar:
+        handle = tar.extractfile("manifest.json")
+        assert handle is not None
+        manifest = json.loads(handle.read())
+    assert urlsplit(private_nats_url).password not in json.dumps(manifest)
+    assert manifest["nats_url"].startswith("nats://admin:***@")
+    assert manifest["streams"]["BARS"]["state"]["messages"] == 3 and manifest["schemas"]["ingest"] >= 2
 
     code, output = await cli("restore", str(archive), env=env)
     assert code == 1 and "not empty" in _one_line(output) and "stream BARS (3 messages)" in output, output
@@ -85,3 +95,44 @@ async def test_refusals_are_one_line_and_change_nothing(
     code, output = await cli("backup", "--output", str(tmp_path / "other.tar"), env=dead)
     assert code == 1 and "cannot reach NATS" in _one_line(output), output
     assert not (tmp_path / "other.tar").exists()
+
+
+async def test_a_backup_taken_while_events_keep_coming_is_taken_again_then_refused(
+    private_nats_url: str, database_url: str, bus: Client, tmp_path: Path
+) -> None:
+    """A publish between the stream snapshots and the dump would leave the bus behind the database:
+    the backup is taken again, and refused when the stack never stops publishing."""
+    js = bus.jetstream()
+    await ensure_streams(js)
+    stop = asyncio.Event()
+
+    async def publish() -> None:
+        minute = 0
+        while not stop.is_set():
+            await js.publish("bars.1m.BTCUSDT", b"{}", headers={"Nats-Msg-Id": f"bar-{minute}"})
+            minute += 1
+            await asyncio.sleep(0.005)
+
+    env = {**os.environ, "NATS_URL": private_nats_url, "DATABASE_URL": database_url, "COLUMNS": "200"}
+    code, output = await cli("backup", "--output", str(tmp_path / "nothing.tar"), env=env)
+    assert code == 1 and "holds no tradebus schema" in _one_line(output), output
+    pool = await db.create_pool(database_url, schema="risk")
+    try:
+        await db.migrate(pool, "risk", "tradebus_risk.migrations")
+    finally:
+        await pool.close()
+    publisher = asyncio.create_task(publish())
+    try:
+        code, output = await cli("backup", "--output", str(tmp_path / "busy.tar"), env=env)
+    finally:
+        stop.set()
+        await publisher
+    assert code == 1, output
+    assert output.count("taking it again") == 3 and "kept publishing during 3 attempts" in output, output
+    assert not (tmp_path / "busy.tar").exists()
+
+
+def test_no_fitting_pg_dump_names_what_to_install() -> None:
+    with pytest.raises(PostgresToolError, match=r"no pg_dump/pg_restore for PostgreSQL 99 .*postgresql-client-99"):
+        find_tools(99)
+    assert find_tools(15).major >= 15

@@ -119,6 +119,9 @@ async def backup(target: Target, path: Path, console: Console) -> Manifest:
     """Write one archive of `target` to `path`."""
     major, pg_version = await _server_major(target.database_url)
     tools = postgres.find_tools(major)
+    schemas = await _schema_versions(target.database_url)
+    if not (present := [name for name, version in schemas.items() if version]):
+        raise BackupError(f"the database at {redact(target.database_url)} holds no tradebus schema (nothing ran there)")
     nc = await _connect(READER, target.nats_url)
     try:
         with tempfile.TemporaryDirectory(prefix="tradebus-backup-") as work:
@@ -127,7 +130,8 @@ async def backup(target: Target, path: Path, console: Console) -> Manifest:
                 before = await _positions(nc)
                 streams = await _snapshot_streams(nc, workdir, console)
                 with console.status("pg_dump of the service schemas"):
-                    await asyncio.to_thread(postgres.dump, tools, target.database_url, workdir / archive.POSTGRES)
+                    dump = workdir / archive.POSTGRES
+                    await asyncio.to_thread(postgres.dump, tools, target.database_url, dump, present)
                 if await _positions(nc) == before:
                     break
                 console.print(f"events were published during the backup (attempt {attempt}); taking it again")
@@ -144,7 +148,7 @@ async def backup(target: Target, path: Path, console: Console) -> Manifest:
                 pg_dump_major=tools.major,
                 nats_url=redact(target.nats_url),
                 database_url=redact(target.database_url),
-                schemas=await _schema_versions(target.database_url),
+                schemas=schemas,
                 streams=streams,
                 files={name: archive.checksum(path) for name, path in members.items()},
             )

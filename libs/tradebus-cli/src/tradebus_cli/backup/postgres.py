@@ -1,4 +1,4 @@
-"""pg_dump / pg_restore of the six service schemas, with client binaries that fit the server.
+"""pg_dump / pg_restore of the service schemas, with client binaries that fit the server.
 
 pg_dump refuses a server newer than itself, and pg_restore reads only archives of its own
 version or older, so the binaries are chosen by the server's major version: the one of the same
@@ -13,15 +13,13 @@ import re
 import shutil
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
-
-from tradebus.settings import SERVICES
 
 DUMP_TIMEOUT_S: Final = 600.0
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
@@ -120,10 +118,10 @@ def _run(command: list[str], dsn: str, what: str) -> None:
         raise PostgresToolError(f"{what} failed: {first}")
 
 
-def dump(tools: PgTools, dsn: str, out: Path) -> None:
-    """Every service schema, in one snapshot of the database (one pg_dump: consistent across schemas)."""
-    schemas = [arg for service in SERVICES for arg in ("--schema", service)]
-    command = [tools.tool("pg_dump"), "--format=custom", "--no-owner", *schemas, "--file", str(out)]
+def dump(tools: PgTools, dsn: str, out: Path, schemas: Sequence[str]) -> None:
+    """`schemas`, in one snapshot of the database (one pg_dump: consistent across schemas)."""
+    options = [arg for schema in schemas for arg in ("--schema", schema)]
+    command = [tools.tool("pg_dump"), "--format=custom", "--no-owner", *options, "--file", str(out)]
     _run([*command, "--dbname"], dsn, "pg_dump")
 
 

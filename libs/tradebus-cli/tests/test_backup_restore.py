@@ -12,6 +12,7 @@ non-empty target) run against stack B as the operator would meet them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -247,8 +248,8 @@ async def _answers_bars(url: str, interval: str) -> list[dict[str, Any]]:
 
 
 async def _refusals(b: Stack, archive_path: Path, tmp_path: Path) -> None:
-    """A truncated, an altered, a newer-schema and a missing archive are each refused in one line,
-    B untouched."""
+    """Truncated, altered (a member, the manifest), newer (schema, nats-server) and missing archives
+    are each refused in one line, B untouched."""
     cases = _bad_archives(archive_path, tmp_path)
     results = await asyncio.gather(*(b.tradebus("restore", str(path)) for path in cases))
     for (path, reason), (code, output) in zip(cases.items(), results, strict=True):
@@ -271,17 +272,30 @@ def _bad_archives(archive_path: Path, tmp_path: Path) -> dict[Path, str]:
         member = tar.getmember("postgres.dump")
     raw[member.offset_data + member.size // 2] ^= 0xFF
     altered.write_bytes(bytes(raw))
-    newer = tmp_path / "newer.tar"
-    with tarfile.open(archive_path) as source, tarfile.open(newer, "w") as out:
-        for member in source:
-            data = source.extractfile(member)
-            if member.name == "manifest.json" and data is not None:
-                manifest = json.loads(data.read())
-                manifest["schemas"]["risk"] = 999
-                body = json.dumps(manifest).encode()
-                member.size = len(body)
-                out.addfile(member, io.BytesIO(body))
-            else:
-                out.addfile(member, data)
+    newer_schema = _with_manifest(archive_path, tmp_path / "newer-schema.tar", schemas={"risk": 999})
+    newer_nats = _with_manifest(archive_path, tmp_path / "newer-nats.tar", nats_server="9.0.0")
+    altered_manifest = _with_manifest(archive_path, tmp_path / "bad-manifest.tar", rehash=False, schemas={"risk": 1})
     missing = tmp_path / "missing.tar"
-    return {truncated: "truncated", altered: "checksum", newer: "migration 999", missing: "cannot read"}
+    return {
+        truncated: "truncated", altered: "postgres.dump does not match its checksum", newer_schema: "migration 999",
+        newer_nats: "nats-server 9.0.0", altered_manifest: "manifest.json does not match its checksum",
+        missing: "cannot read",
+    }  # fmt: skip
+
+
+def _with_manifest(source: Path, target: Path, *, rehash: bool = True, **changes: Any) -> Path:
+    """A copy of the archive whose manifest (and its checksum, when `rehash`) says `changes`: as if
+    a newer tradebus or nats-server had written it (or the manifest was altered)."""
+    with tarfile.open(source) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+    manifest = json.loads(members[0][1])
+    for key, value in changes.items():
+        manifest[key] = {**manifest[key], **value} if isinstance(value, dict) else value
+    body = json.dumps(manifest).encode()
+    with tarfile.open(target, "w") as out:
+        for member, data in members:
+            written = {"manifest.json": body, "manifest.sha256": hashlib.sha256(body).hexdigest().encode()}
+            content = written.get(member.name, data) if rehash or member.name != "manifest.sha256" else data
+            member.size = len(content)
+            out.addfile(member, io.BytesIO(content))
+    return target

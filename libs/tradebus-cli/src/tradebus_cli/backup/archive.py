@@ -1,7 +1,8 @@
 """The backup archive: a tar of `manifest.json`, `postgres.dump` and one snapshot per stream.
 
-The manifest comes first and lists every other member with its size and SHA-256, so a reader
-checks the whole archive before touching a stack: a truncated or altered archive is refused.
+The manifest comes first and lists every other member with its size and SHA-256, and the last
+member is the manifest's own SHA-256, so a reader checks the whole archive before touching a
+stack: a truncated or altered archive is refused.
 Members are plain files of known names; nothing in an archive is extracted by a path it names.
 """
 
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ValidationError
 FORMAT: Final = 1
 """Bumped when a member changes meaning; `restore` refuses a newer format than it reads."""
 MANIFEST: Final = "manifest.json"
+MANIFEST_DIGEST: Final = "manifest.sha256"
+"""The last member: the manifest's own SHA-256 (the manifest holds everyone else's)."""
 POSTGRES: Final = "postgres.dump"
 _COPY_BYTES: Final = 1024 * 1024
 _MEMBER: Final = re.compile(r"^(postgres\.dump|nats/[A-Za-z0-9_-]+\.snapshot)$")
@@ -84,6 +87,11 @@ def write(target: Path, manifest: Manifest, members: dict[str, Path]) -> None:
         tar.addfile(info, io.BytesIO(body))
         for name, path in sorted(members.items()):
             tar.add(path, arcname=name, recursive=False)
+        digest = hashlib.sha256(body).hexdigest().encode()
+        info = tarfile.TarInfo(MANIFEST_DIGEST)
+        info.size = len(digest)
+        info.mtime = int(manifest.created_at.timestamp())
+        tar.addfile(info, io.BytesIO(digest))
     partial.replace(target)
 
 
@@ -92,10 +100,16 @@ def read(source: Path, into: Path) -> Manifest:
     names); the manifest. ArchiveError when anything is missing, extra, truncated or altered."""
     try:
         with tarfile.open(source, "r:") as tar:
-            manifest = _manifest(tar, source)
+            manifest, digest = _manifest(tar, source)
             seen: set[str] = set()
-            for member in tar:
+            for member in tar:  # from the first again: tarfile lists what it read already
                 if member.name == MANIFEST:
+                    continue
+                if member.name == MANIFEST_DIGEST:
+                    handle = tar.extractfile(member)
+                    if handle is None or handle.read().decode(errors="replace").strip() != digest:
+                        raise ArchiveError(f"{source}: {MANIFEST} does not match its checksum (corrupt archive)")
+                    seen.add(member.name)
                     continue
                 expected = manifest.files.get(member.name)
                 if expected is None or not member.isfile():
@@ -108,18 +122,20 @@ def read(source: Path, into: Path) -> Manifest:
         if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
             raise ArchiveError(f"cannot read {source}: {exc.strerror}") from None
         raise ArchiveError(f"{source} is truncated or not a tar archive ({exc})") from None
-    if missing := sorted(set(manifest.files) - seen):
+    if missing := sorted({*manifest.files, MANIFEST_DIGEST} - seen):
         raise ArchiveError(f"{source} is truncated: {', '.join(missing)} missing")
     return manifest
 
 
-def _manifest(tar: tarfile.TarFile, source: Path) -> Manifest:
+def _manifest(tar: tarfile.TarFile, source: Path) -> tuple[Manifest, str]:
+    """The first member, parsed, and its SHA-256."""
     first = tar.next()
     handle = tar.extractfile(first) if first is not None and first.name == MANIFEST else None
     if handle is None:
         raise ArchiveError(f"{source} has no {MANIFEST} first: not a tradebus backup")
+    body = handle.read()
     try:
-        raw = json.loads(handle.read())
+        raw = json.loads(body)
     except ValueError:
         raise ArchiveError(f"{source}: {MANIFEST} is not JSON (corrupt archive)") from None
     if isinstance(raw, dict) and isinstance(raw.get("format"), int) and raw["format"] > FORMAT:
@@ -130,7 +146,7 @@ def _manifest(tar: tarfile.TarFile, source: Path) -> Manifest:
         raise ArchiveError(f"{source}: {MANIFEST} is not a tradebus manifest ({exc.error_count()} errors)") from None
     if odd := [name for name in manifest.files if not _MEMBER.match(name)]:
         raise ArchiveError(f"{source}: unexpected member {odd[0]!r}: not a tradebus backup")
-    return manifest
+    return manifest, hashlib.sha256(body).hexdigest()
 
 
 def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> FileEntry:

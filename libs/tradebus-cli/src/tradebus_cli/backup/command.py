@@ -15,6 +15,7 @@ stream and each schema, and lets the services start again on the restored state.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -170,6 +171,10 @@ async def _snapshot_streams(nc: Client, workdir: Path, console: Console) -> dict
     return saved
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("-", maxsplit=1)[0])[:3])
+
+
 def _version() -> str:
     try:
         return metadata.version("tradebus")
@@ -213,6 +218,11 @@ async def restore(target: Target, manifest: Manifest, files: Path, *, force: boo
     tools = postgres.find_tools(major, at_least=manifest.pg_dump_major)
     nc = await _connect(ADMIN, target.nats_url)
     try:
+        if _version_tuple(manifest.nats_server) > _version_tuple(str(nc.connected_server_version)):
+            raise BackupError(
+                f"the archive's streams come from nats-server {manifest.nats_server}, the target runs "
+                f"{nc.connected_server_version}: a snapshot restores into the same or a newer server"
+            )
         if not force and (held := await _contents(nc, target.database_url)):
             raise BackupError(f"the target is not empty ({', '.join(held[:4])}); --force replaces it")
         async with paused_services(console):

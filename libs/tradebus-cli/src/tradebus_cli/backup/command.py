@@ -322,6 +322,9 @@ def backup_command(output: Path | None, console: Console) -> int:
     except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
         console.print(f"[bold red]backup failed: {_reason(exc)}[/]", soft_wrap=True)
         return 1
+    except KeyboardInterrupt:
+        console.print("backup interrupted; no archive written")
+        return 130
     messages = sum(int(s.state.get("messages", 0)) for s in manifest.streams.values())
     console.print(
         f"backup written to {path} ({path.stat().st_size / 1e6:.1f} MB, {len(manifest.streams)} streams, "
@@ -345,6 +348,9 @@ def restore_command(source: Path, force: bool, console: Console) -> int:
     except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
         console.print(f"[bold red]restore refused: {_reason(exc)}[/]", soft_wrap=True)
         return 1
+    except KeyboardInterrupt:
+        console.print("restore interrupted; the target may be partly restored (run again with --force)")
+        return 130
     console.print(
         f"restored {sum(restored.values())} messages in {len(restored)} streams and {len(manifest.schemas)} schemas "
         f"from the backup of {manifest.created_at:%Y-%m-%d %H:%M:%S} UTC in {time.monotonic() - start:.1f} s"

@@ -59,6 +59,10 @@ class BackupError(Exception):
     """Backup or restore cannot proceed; the message is the one line the operator sees."""
 
 
+class RestoreFailed(BackupError):
+    """The restore failed after it began replacing the target's data."""
+
+
 @dataclass(frozen=True)
 class Target:
     nats_url: str
@@ -346,7 +350,8 @@ def restore_command(source: Path, force: bool, console: Console) -> int:
             target = Target.from_env()
             restored = asyncio.run(restore(target, manifest, Path(work), force=force, console=console))
     except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
-        console.print(f"[bold red]restore refused: {_reason(exc)}[/]", soft_wrap=True)
+        verdict = "failed" if isinstance(exc, RestoreFailed) else "refused"
+        console.print(f"[bold red]restore {verdict}: {_reason(exc)}[/]", soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         console.print("restore interrupted; the target may be partly restored (run again with --force)")

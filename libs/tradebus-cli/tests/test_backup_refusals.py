@@ -8,6 +8,8 @@ database; the whole round trip through two stacks is test_backup_restore.py.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import json
 import os
 import tarfile
@@ -95,6 +97,31 @@ async def test_refusals_are_one_line_and_change_nothing(
     code, output = await cli("backup", "--output", str(tmp_path / "other.tar"), env=dead)
     assert code == 1 and "cannot reach NATS" in _one_line(output), output
     assert not (tmp_path / "other.tar").exists()
+
+    spoilt = _with_dump(archive, tmp_path / "spoilt.tar", b"not a pg_dump archive")
+    code, output = await cli("restore", str(spoilt), "--force", env=env)
+    assert code == 1 and "restore failed: the target is partly restored" in _one_line(output), output
+
+
+def _with_dump(source: Path, target: Path, dump: bytes) -> Path:
+    """A copy of the archive with another postgres.dump, its checksums made to match: it passes
+    every check and fails only when pg_restore reads it."""
+    with tarfile.open(source) as tar:
+        members = {m.name: (m, tar.extractfile(m).read()) for m in tar}  # type: ignore[union-attr]
+    manifest = json.loads(members["manifest.json"][1])
+    manifest["files"]["postgres.dump"] = {"bytes": len(dump), "sha256": hashlib.sha256(dump).hexdigest()}
+    body = json.dumps(manifest).encode()
+    contents = {
+        "manifest.json": body,
+        "postgres.dump": dump,
+        "manifest.sha256": hashlib.sha256(body).hexdigest().encode(),
+    }
+    with tarfile.open(target, "w") as out:
+        for name, (member, data) in members.items():
+            content = contents.get(name, data)
+            member.size = len(content)
+            out.addfile(member, io.BytesIO(content))
+    return target
 
 
 async def test_a_backup_taken_while_events_keep_coming_is_taken_again_then_refused(

@@ -233,9 +233,7 @@ async def restore(target: Target, manifest: Manifest, files: Path, *, force: boo
             try:
                 return await _replace(nc, target, manifest, files, tools, console)
             except (JetStreamApiError, PostgresToolError, asyncpg.PostgresError, OSError) as exc:
-                raise BackupError(
-                    f"failed midway, the target is partly restored (run again with --force): {exc}"
-                ) from None
+                raise RestoreFailed(f"the target is partly restored (run again with --force): {exc}") from None
     finally:
         await nc.close()
 

@@ -1,5 +1,6 @@
-"""`tradebus backup` / `restore` say no in one line, exit 1, and touch nothing: no bus, a target
-holding data, services running with no supervisor to pause them (even with `--force`).
+"""`tradebus backup` / `restore` say no in one line, exit 1, and touch nothing: no bus, no schema,
+a target holding data, services running with no supervisor to pause them (even with `--force`),
+a stack that never stops publishing; and a restore failing after it began says so.
 
 Against this test's own nats-server (auth on: backup logs in as `reader`, restore as `admin`) and
 database; the whole round trip through two stacks is test_backup_restore.py.

@@ -63,6 +63,10 @@ class RestoreFailed(BackupError):
     """The restore failed after it began replacing the target's data."""
 
 
+EXPECTED: Final = (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, asyncpg.PostgresError)
+"""What a command reports in one line (with OSError) instead of a traceback."""
+
+
 @dataclass(frozen=True)
 class Target:
     nats_url: str
@@ -321,7 +325,7 @@ def backup_command(output: Path | None, console: Console) -> int:
         path = archive_path(output or default_output(), datetime.now(UTC))
         path.parent.mkdir(parents=True, exist_ok=True)
         manifest = asyncio.run(backup(Target.from_env(), path, console))
-    except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
+    except (*EXPECTED, OSError) as exc:
         console.print(f"[bold red]backup failed: {_reason(exc)}[/]", soft_wrap=True)
         return 1
     except KeyboardInterrupt:
@@ -347,7 +351,7 @@ def restore_command(source: Path, force: bool, console: Console) -> int:
             check_schemas(manifest, source)
             target = Target.from_env()
             restored = asyncio.run(restore(target, manifest, Path(work), force=force, console=console))
-    except (BackupError, ArchiveError, JetStreamApiError, PostgresToolError, OSError) as exc:
+    except (*EXPECTED, OSError) as exc:
         verdict = "failed" if isinstance(exc, RestoreFailed) else "refused"
         console.print(f"[bold red]restore {verdict}: {_reason(exc)}[/]", soft_wrap=True)
         return 1

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Final
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 
 API_TIMEOUT_S: Final = 10.0
@@ -45,6 +46,8 @@ async def api(nc: Client, subject: str, body: dict[str, Any] | None = None, time
         reply = await nc.request(f"$JS.API.{subject}", json.dumps(body).encode() if body else b"", timeout=timeout)
     except NatsTimeout:
         raise JetStreamApiError(f"no answer to $JS.API.{subject} within {timeout:g} s (permissions?)") from None
+    except NatsError as exc:  # no responders: JetStream is not enabled on that server
+        raise JetStreamApiError(f"$JS.API.{subject}: {exc or type(exc).__name__}") from None
     answer = json.loads(reply.data or b"{}")
     if error := answer.get("error"):
         raise JetStreamApiError(f"$JS.API.{subject}: {error.get('description', error)}")

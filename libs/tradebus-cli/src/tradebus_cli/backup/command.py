@@ -323,7 +323,10 @@ def backup_command(output: Path | None, console: Console) -> int:
     start = time.monotonic()
     try:
         path = archive_path(output or default_output(), datetime.now(UTC))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"cannot write an archive to {path}: {exc.strerror}") from None
         manifest = asyncio.run(backup(Target.from_env(), path, console))
     except (*EXPECTED, OSError) as exc:
         console.print(f"[bold red]backup failed: {_reason(exc)}[/]", soft_wrap=True)

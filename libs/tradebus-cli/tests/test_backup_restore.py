@@ -205,6 +205,14 @@ async def test_backup_of_a_traded_stack_restores_into_a_fresh_one(run_root: Path
         try:
             assert await _durables(nc) == durables
             assert await _msg_ids(nc) == ids
+
+            async def same_readiness() -> bool:
+                """Telemetry hears every restarted service again within a few heartbeats."""
+                async with httpx.AsyncClient(timeout=10) as http:
+                    body = (await http.get(f"{b.urls['telemetry']}/v1/readiness")).json()
+                return bool(_readiness(body) == before["readiness"])
+
+            await wait_for(same_readiness, timeout=30, what="stack B's readiness as A's")
             after = await _answers(b.urls)
             assert after == before
 

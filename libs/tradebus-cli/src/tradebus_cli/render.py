@@ -58,6 +58,17 @@ def monitors_table(state: StackState) -> Table:
     return table
 
 
+def healing_table(state: StackState) -> Table:
+    """The watchdog's latest actions, newest first."""
+    table = Table(title="Self-healing (the supervisor's watchdog)", title_justify="left")
+    for column in ("at", "service", "action", "why"):
+        table.add_column(column)
+    actions = [(a.at, name, a) for name, service in state.services.items() for a in service.actions]
+    for at, name, action in sorted(actions, key=lambda row: row[0], reverse=True)[:10]:
+        table.add_row(at[:19].replace("T", " "), name, action.what, action.why)
+    return table
+
+
 def print_readiness(console: Console, report: ReadinessReport) -> None:
     if report.readiness is None:
         console.print(Text(f"Readiness not available yet: {report.error}", style="yellow"))

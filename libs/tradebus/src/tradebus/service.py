@@ -22,7 +22,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -60,6 +60,8 @@ ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/openapi.json")
 EXIT_LOGIN_REFUSED: Final = 78
 """Exit code (EX_CONFIG) of a service whose NATS credentials are refused: restarting will not help."""
 STOP_TIMEOUT_S: Final = 10.0
+LAG_POLL_S: Final = 5.0
+"""How often each durable's backlog is read from the server (the lag gauge, stall detection)."""
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 """Collector thresholds once a service runs: every decoded message allocates a few dozen objects,
 and with the default (700, 10, 10) the collector rescans the long-lived state (series, books,
@@ -109,6 +111,8 @@ class Service:
         self._pool: asyncpg.Pool | None = None
         self._publisher: Publisher | None = None
         self._consumers: list[BatchConsumer[Any]] = []
+        self._backlog_since: dict[str, datetime] = {}
+        """When each consumer's durable was first seen with a backlog (cleared once it has none)."""
         self._own_process = False
         """Set by `run`: the process is this service's alone, so its collector may be tuned."""
         self._checks: dict[str, tuple[CheckFn, bool]] = {}
@@ -423,7 +427,25 @@ class Service:
                     log.debug("consumer lag unknown", consumer=consumer.name, error=repr(exc))
                     continue
                 metrics.CONSUMER_LAG.labels(self.name, consumer.name).set(lag)
-            await asyncio.sleep(5.0)
+                if lag:
+                    self._backlog_since.setdefault(consumer.name, datetime.now(tz=UTC))
+                else:
+                    self._backlog_since.pop(consumer.name, None)
+            await asyncio.sleep(LAG_POLL_S)
+
+    def stalled(self) -> list[str]:
+        """Consumers that have had a backlog and handled nothing for `consumer_stall_s` (a stuck
+        handler, a dead pull loop), while they may run (a standby's gate is closed on purpose)."""
+        now = datetime.now(tz=UTC)
+        limit = timedelta(seconds=self.settings.consumer_stall_s)
+        return [
+            consumer.name
+            for consumer in self._consumers
+            if (since := self._backlog_since.get(consumer.name)) is not None
+            and now - since > limit
+            and now - (consumer.last_batch_at or self.started_at) > limit
+            and (consumer.gate is None or consumer.gate.is_set())
+        ]
 
     # ----------------------------------------------------------------- health
     async def readiness(self) -> tuple[str, dict[str, CheckResult]]:
@@ -515,8 +537,13 @@ class Service:
             return JSONResponse({"detail": (await self._lease_check()).detail}, status_code=503)
 
         @app.get("/health/live", tags=["health"])
-        async def live() -> dict[str, str]:
-            return {"service": self.name, "status": "ok"}
+        async def live() -> JSONResponse:
+            """200 while the process works; 503 when a consumer is stalled with every dependency up
+            (a restart may help; it cannot while the database or the bus is down)."""
+            if (stalled := self.stalled()) and (await self.readiness())[0] != "down":
+                detail = f"no progress for {self.settings.consumer_stall_s:.0f} s with a backlog: {', '.join(stalled)}"
+                return JSONResponse({"service": self.name, "status": "stalled", "detail": detail}, status_code=503)
+            return JSONResponse({"service": self.name, "status": "ok"})
 
         @app.get("/health/ready", tags=["health"])
         async def ready() -> JSONResponse:

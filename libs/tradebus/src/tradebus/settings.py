@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default=45.0, gt=0, description="A live event older than this is refused (the backfill horizon plus margin)."
     )
     admission_max_skew_s: float = Field(default=120.0, ge=0, description="How far in the future an event may lie.")
+    consumer_stall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A consumer with a backlog that has handled nothing for this long fails /health/live "
+        "(the supervisor or an orchestrator restarts the process), unless a dependency is down.",
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod

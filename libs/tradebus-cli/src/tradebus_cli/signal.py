@@ -5,10 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from tradebus.settings import url_for
+from tradebus.timeframes import INTERVALS
+
+HORIZONS = tuple(iv for iv in INTERVALS if iv not in ("1m", "1w"))
+
+
+def parse_horizons(text: str) -> list[str]:
+    """`--horizons 5m,15m` as a list; typer.BadParameter names the ones the service knows."""
+    parts = [h.strip() for h in text.split(",") if h.strip()]
+    unknown = [h for h in parts if h not in HORIZONS]
+    if not parts or unknown:
+        raise typer.BadParameter(
+            f"unknown horizon(s) {', '.join(unknown) or '(none given)'}; one of: {', '.join(HORIZONS)}"
+        )
+    return parts
 
 
 def run(console: Console, symbol: str, horizons: list[str], bar_limit: int, as_json: bool) -> int:

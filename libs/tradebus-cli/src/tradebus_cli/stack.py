@@ -55,6 +55,7 @@ def service_urls(state: StackState | None) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- up
 def up(console: Console) -> int:
+    default_urls()  # a bad TRADEBUS_<SERVICE>_PORT fails here, before anything starts
     run = RunDir.from_env().ensure()
     state = run.read_state()
     if (state and state.mode == "docker") or run.supervisor_process():
@@ -165,6 +166,7 @@ def status(console: Console, run: RunDir | None = None) -> int:
     """Print services, dependencies and readiness; 0 when READY or DEGRADED, else 1."""
     run = run or RunDir.from_env()
     state = run.read_state()
+    service_urls(state)  # a bad TRADEBUS_<SERVICE>_PORT fails before anything is printed
     if state is None and not run.supervisor_running():
         console.print(f"[dim]no local stack recorded in {run.path}; probing the default URLs[/]")
     healths, report = asyncio.run(_gather(state))

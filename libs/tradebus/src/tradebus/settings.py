@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES: Final = ("ingest", "aggregator", "signal", "risk", "telemetry", "rollup")
@@ -70,8 +70,24 @@ def port_for(service: str) -> int:
     """HTTP port of `service`: `TRADEBUS_<SERVICE>_PORT`, else DESIGN.md's default."""
     import os
 
-    raw = os.environ.get(f"TRADEBUS_{service.upper()}_PORT")
-    return int(raw) if raw else DEFAULT_PORTS[service]
+    name = f"TRADEBUS_{service.upper()}_PORT"
+    raw = os.environ.get(name)
+    if not raw:
+        return DEFAULT_PORTS[service]
+    if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{name}={raw!r} is not a port number (1-65535)")
+    return int(raw)
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming each environment variable that failed validation, and why (secrets unshown)."""
+    parts = []
+    for error in exc.errors():
+        name = "_".join(str(p) for p in error["loc"]).upper() or exc.title
+        secret = any(word in name for word in ("PASSWORD", "TOKEN", "SECRET"))
+        shown = "" if secret or "input" not in error or isinstance(error["input"], dict) else f"={error['input']!r}"
+        parts.append(f"{name}{shown}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)
 
 
 def url_for(service: str, host: str = "127.0.0.1") -> str:

@@ -44,7 +44,7 @@ def test_bad_input_is_one_line_and_a_failure(case: str, tmp_path: Path) -> None:
     )
     output = (result.stdout + result.stderr).strip()
     assert result.returncode != 0, output
-    assert "Traceback" not in output and "File \"" not in output, output
+    assert "Traceback" not in output and 'File "' not in output, output
     assert len(output.splitlines()) == 1, output
     assert expected in output, output
     assert not (tmp_path / "run" / "state.json").exists()  # nothing was started

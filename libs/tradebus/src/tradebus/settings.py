@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -17,6 +19,20 @@ DEFAULT_PORTS: Final[dict[str, int]] = {
     "telemetry": 8085,
     "rollup": 8086,
 }
+TRADEBUS_VARIABLES: Final = frozenset(
+    {
+        "TRADEBUS_API_TOKEN",
+        "TRADEBUS_BIND",
+        "TRADEBUS_DEBUG",
+        "TRADEBUS_DEPENDENCY_RESTART_S",
+        "TRADEBUS_JOBS",
+        "TRADEBUS_LOCAL",
+        "TRADEBUS_RUN_DIR",
+        "TRADEBUS_TEST_ADMIN_DSN",
+        *(f"TRADEBUS_{service.upper()}_PORT" for service in DEFAULT_PORTS),
+    }
+)
+"""Every `TRADEBUS_*` environment variable something reads (README and docs/ARCHITECTURE.md say what for)."""
 DEFAULT_MAX_MESSAGE_BYTES: Final = 32 * 1024
 """The largest real event is a signal of five horizons with its explanation, ~4.4 KB (measured by
 signal's `test_stored_data`); seven times that leaves room for more features, and refuses padding
@@ -77,6 +93,18 @@ def port_for(service: str) -> int:
     if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
         raise ValueError(f"{name}={raw!r} is not a port number (1-65535)")
     return int(raw)
+
+
+def unknown_variables(environ: Mapping[str, str], prefix: str, known: Iterable[str]) -> list[str]:
+    """A warning for each variable named `prefix…` that nothing reads (a misspelling is silently
+    unused otherwise), with the closest known name."""
+    names = sorted(known)
+    warnings = []
+    for name in sorted(n for n in environ if n.upper().startswith(prefix) and n.upper() not in names):
+        close = difflib.get_close_matches(name.upper(), names, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is set but nothing reads it{hint}")
+    return warnings
 
 
 def describe_invalid(exc: ValidationError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/tradebus"
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
-    log_format: str = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """auto: readable and coloured when stderr is a terminal, JSON lines otherwise."""
     http_host: str = "127.0.0.1"
     heartbeat_interval_s: float = 5.0
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")

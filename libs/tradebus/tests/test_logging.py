@@ -20,7 +20,9 @@ get_logger("demo").info("bar stored", symbol="BTCUSDT")
 def _run(fmt: str, *, terminal: bool) -> str:
     """What a real process prints on stderr, attached to a pseudo-terminal or to a pipe."""
     if not terminal:
-        done = subprocess.run([sys.executable, "-c", PROGRAM.format(fmt=fmt)], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", PROGRAM.format(fmt=fmt)], capture_output=True, text=True, check=True
+        )
         return done.stderr
     primary, secondary = pty.openpty()
     process = subprocess.Popen([sys.executable, "-c", PROGRAM.format(fmt=fmt)], stderr=secondary)

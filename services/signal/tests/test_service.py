@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import nats
 import pytest
+from rich.console import Console
 from signal_testkit import sequence
 
 from tradebus import subjects
 from tradebus.events import Bar, BarEvent, Mode, Signal, SignalEvent, SignalState
 from tradebus.service import Service
 from tradebus.testing import admin_publisher, running, wait_for
+from tradebus_cli.signal import render
 from tradebus_signal.api import CLOSE_GRACE, bars_behind
 from tradebus_signal.app import build_service
 from tradebus_signal.engine import SignalEngine
@@ -176,6 +179,12 @@ async def test_restart_rebuilds_state_and_http_api(make_service, nats_url: str) 
     due = datetime.now(tz=UTC) - CLOSE_GRACE - (signal.bar_time + timedelta(minutes=5))
     assert answer.json()["stale"] is True
     assert abs(answer.json()["bars_behind"] - due // timedelta(minutes=5)) <= 1
+    console = Console(record=True, width=200, color_system=None)
+    render(console, answer.json())  # what `tradebus signal` prints of this answer
+    printed = console.export_text()
+    assert f"catching up: latest bar is {answer.json()['bars_behind']} 5m bars behind the clock" in printed
+    if signal.plan is not None:
+        assert f"R/R {signal.plan.risk_reward.quantize(Decimal('0.01'))}" in printed
     assert [r.status_code for r in bad] == [422] * len(bad)
     assert f'tradebus_signal_signals_total{{state="NEUTRAL",symbol="{symbol}"}}'.encode() in metrics.content
     assert b"tradebus_signal_compute_seconds_bucket" in metrics.content

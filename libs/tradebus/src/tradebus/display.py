@@ -1,6 +1,7 @@
-"""Numbers as a trader reads them, for what the CLI prints: prices on the symbol's tick, ratios
-to a few decimals. Display only: events and APIs carry the exact decimals that money is computed
-with (a stop of 33568.45472040090 sizes the position; `33568.45` is what a person reads)."""
+"""Numbers as a trader reads them, for text meant for people (the CLI, a signal's explanation):
+prices on the symbol's tick, ratios to a few decimals. Display only: the structured fields of
+events and APIs keep the exact decimals money is computed with (a stop of 33568.45472040090
+sizes the position; `33568.45` is what a person reads)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradebus_cli.numbers import price, ratio, tick_of
+from tradebus.display import price, ratio, tick_of
 
 
 def test_prices_go_on_the_tick_their_bars_are_quoted_on() -> None:

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
 
 def port_for(service: str) -> int:
-    """HTTP port of `service`: `TRADEBUS_<SERVICE>_PORT`, else DESIGN.md's default."""
+    """HTTP port of `service`: `TRADEBUS_<SERVICE>_PORT`, else its default (docs/ARCHITECTURE.md, "The contract")."""
     import os
 
     name = f"TRADEBUS_{service.upper()}_PORT"

@@ -1,4 +1,4 @@
-"""Subject names and the JetStream streams that hold them (the bus contract of DESIGN.md)."""
+"""Subject names and the JetStream streams that hold them (docs/ARCHITECTURE.md, "The contract")."""
 
 from __future__ import annotations
 

@@ -28,27 +28,13 @@ def mount(app: FastAPI, title: str, asyncapi: Callable[[], Any]) -> None:
     `/docs/asyncapi.html` to `app`, which must be built with `docs_url=None, redoc_url=None`.
     `asyncapi()` returns the FastStream specification."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="docs-static")
-    openapi_url = app.openapi_url or "/openapi.json"
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{title} API",
-            swagger_js_url=f"{STATIC_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{STATIC_URL}/swagger-ui.css",
-            swagger_favicon_url=FAVICON,
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{title} API",
-            redoc_js_url=f"{STATIC_URL}/redoc.standalone.js",
-            redoc_favicon_url=FAVICON,
-            with_google_fonts=False,
-        )
+    page: dict[str, Any] = {"openapi_url": app.openapi_url or "/openapi.json", "title": f"{title} API"}
+    js, css = f"{STATIC_URL}/swagger-ui-bundle.js", f"{STATIC_URL}/swagger-ui.css"
+    swagger = get_swagger_ui_html(**page, swagger_js_url=js, swagger_css_url=css, swagger_favicon_url=FAVICON).body
+    redoc_js = f"{STATIC_URL}/redoc.standalone.js"
+    redoc = get_redoc_html(**page, redoc_js_url=redoc_js, redoc_favicon_url=FAVICON, with_google_fonts=False).body
+    app.add_api_route("/docs", lambda: HTMLResponse(swagger), include_in_schema=False)
+    app.add_api_route("/redoc", lambda: HTMLResponse(redoc), include_in_schema=False)
 
     @app.get("/docs/asyncapi", tags=["docs"], description="The AsyncAPI document; a browser gets the page.")
     async def asyncapi_document(request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,20 @@ def test_warns_about_variables_nothing_reads() -> None:
         "warning: RISK_MAX_DRAWDOWN_PTC is set but nothing reads it; did you mean RISK_MAX_DRAWDOWN_PCT?",
         "warning: TRADEBUS_RISKK_PORT is set but nothing reads it; did you mean TRADEBUS_RISK_PORT?",
     ]
+
+
+def test_every_tradebus_variable_the_code_reads_is_known() -> None:
+    """A TRADEBUS_* variable added to the code but not to TRADEBUS_VARIABLES would make preflight
+    warn that nothing reads it."""
+    from tradebus.settings import TRADEBUS_VARIABLES
+
+    repo = Path(__file__).resolve().parents[3]
+    sources = [
+        *repo.glob("libs/*/src/**/*.py"),
+        *repo.glob("services/*/src/**/*.py"),
+        *repo.glob("deploy/**/*.yml"),
+        repo / "docker-compose.yml",
+        repo / "Makefile",
+    ]
+    named = {m for path in sources for m in re.findall(r"TRADEBUS_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    assert named - {"TRADEBUS_VARIABLES"} <= TRADEBUS_VARIABLES, sorted(named - TRADEBUS_VARIABLES)

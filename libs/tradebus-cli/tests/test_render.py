@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from tradebus_cli.render import connect_lines, deps_table
-from tradebus_cli.rundir import Dependency
+from tradebus_cli.render import connect_lines, deps_table, monitors_table
+from tradebus_cli.rundir import Dependency, ServiceState, StackState
 
 SOCKET_DSN = "postgresql://postgres:@/tradebus?host=/home/someone/projects/tradebus/.run/postgres/data/socket-dir"
 
@@ -18,7 +18,7 @@ def _printed(deps: dict[str, Dependency]) -> str:
     return console.export_text()
 
 
-def test_the_database_gets_a_whole_psql_line_and_prometheus_grafana_say_they_do_not_run() -> None:
+def test_the_database_gets_a_whole_psql_line() -> None:
     deps = {
         "nats": Dependency(url="nats://127.0.0.1:4222", embedded=True, credentials_dir="/x/.run/credentials"),
         "postgres": Dependency(url=SOCKET_DSN, embedded=True, detail="embedded PostgreSQL"),
@@ -30,10 +30,20 @@ def test_the_database_gets_a_whole_psql_line_and_prometheus_grafana_say_they_do_
         line.endswith(f"psql '{SOCKET_DSN}'") for line in lines
     ), out
     assert "NATS: nats://127.0.0.1:4222 as reader, password in /x/.run/credentials/reader.password" in lines
-    rows = {line.split("│")[1].strip(): line for line in lines if line.count("│") >= 5}
-    for name, port in (("prometheus", 9090), ("grafana", 3000)):
-        assert f"127.0.0.1:{port}" in rows[name] and "not run" in rows[name], out
-        assert "Docker" in out
+
+
+def test_the_monitoring_table_says_what_runs_and_that_grafana_needs_docker() -> None:
+    state = StackState(
+        mode="local",
+        monitors={"prometheus": ServiceState(url="http://127.0.0.1:9090")},
+        monitors_skipped={"alertmanager": "not installed (apt-get install prometheus-alertmanager)"},
+    )
+    console = Console(record=True, width=140, color_system=None)
+    console.print(monitors_table(state))
+    rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") >= 4}
+    assert "http://127.0.0.1:9090" in rows["prometheus"]
+    assert "not installed" in rows["alertmanager"] and "no" in rows["alertmanager"]
+    assert "http://127.0.0.1:3000" in rows["grafana"] and "local mode runs no Grafana; Docker does" in rows["grafana"]
 
 
 def test_a_password_in_the_database_url_is_not_printed() -> None:

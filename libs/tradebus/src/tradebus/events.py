@@ -553,12 +553,29 @@ class ReadinessEvent(Envelope):
     data: Readiness
 
 
+class FeedStats(_Model):
+    """One feed's calls as a service made them (`tradebus.feedhealth`): totals, and over the last
+    `window` calls the failure rate and latencies (None: no timed call in the window)."""
+
+    calls: int = Field(ge=0)
+    failures: int = Field(ge=0)
+    window: int = Field(ge=0)
+    failure_rate: float = Field(ge=0, le=1)
+    avg_latency_s: float | None = Field(default=None, ge=0)
+    p95_latency_s: float | None = Field(default=None, ge=0)
+    last_success: UtcDatetime | None = None
+    last_failure: UtcDatetime | None = None
+    last_error: str = Field(default="", max_length=200)
+
+
 class Heartbeat(_Model):
     service: str
     instance: str
     started_at: UtcDatetime
     status: Literal["ok", "degraded", "down"]
     checks: dict[str, bool] = Field(default_factory=dict)
+    feeds: dict[str, FeedStats] = Field(default_factory=dict)
+    """Feed health (R-5.2) of the dependencies it calls: `database`, `bus`, `binance_rest`, `binance_ws`."""
 
 
 class HeartbeatEvent(Envelope):

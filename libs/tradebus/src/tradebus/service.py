@@ -40,6 +40,7 @@ from tradebus import apidocs, db, metrics, natsauth, subjects
 from tradebus.admission import Admission, Screen
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
+from tradebus.feedhealth import feeds
 from tradebus.lease import InstanceLease, LeaseLost
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import Settings, port_for
@@ -402,6 +403,7 @@ class Service:
                     started_at=self.started_at,
                     status=status,
                     checks={k: v.ok for k, v in checks.items()},
+                    feeds=feeds(self.name).snapshots(),
                 ),
             )
             try:
@@ -457,7 +459,7 @@ class Service:
         if self._pool is None:
             return CheckResult(False, "database pool not open")
         try:
-            await db.ping(self._pool)
+            await db.ping(self._pool, service=self.name)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return CheckResult(False, f"database unreachable: {exc!r}")
         return CheckResult(True, "database answers")

@@ -9,7 +9,16 @@ from typing import Any
 from faststream import AckPolicy, Context
 from faststream.nats import DeliverPolicy, JStream
 
-from tradebus.events import BarEvent, FailurePoint, HeartbeatEvent, QualityIssueEvent, Readiness, ReadinessEvent
+from tradebus.events import (
+    BarEvent,
+    FailurePoint,
+    FeedStats,
+    HeartbeatEvent,
+    QualityIssueEvent,
+    Readiness,
+    ReadinessEvent,
+)
+from tradebus.feedhealth import FEEDS
 from tradebus.logging import get_logger
 from tradebus.service import Service
 from tradebus_telemetry.jetstream import JetStreamObserver
@@ -95,6 +104,13 @@ def build_service(settings: TelemetrySettings) -> Service:
     @service.router.get("/v1/failure-points", response_model=list[FailurePoint], tags=["readiness"])
     async def get_failure_points() -> list[FailurePoint]:
         return (await monitor.readiness()).failure_points
+
+    @service.router.get("/v1/feeds", response_model=dict[str, dict[str, FeedStats]], tags=["readiness"])
+    async def get_feeds() -> dict[str, dict[str, FeedStats]]:
+        """Feed health (R-5.2) by feed, then service, from their latest heartbeats; the failure
+        points `feed_health:<feed>` judge them."""
+        seen = monitor.heartbeats.services
+        return {feed: {s: seen[s].feeds[feed] for s in sorted(seen) if feed in seen[s].feeds} for feed in FEEDS}
 
     @service.router.get("/v1/data-quality", response_model=DataQualityReport, tags=["quality"])
     async def get_data_quality() -> DataQualityReport:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from tradebus.events import FailurePoint, Readiness, ReadinessStatus, Severity
 from tradebus_telemetry.deadletters import DeadLetter
+from tradebus_telemetry.feedpoints import FeedLimits, feed_points
 from tradebus_telemetry.freshness import Feed, Thresholds
 from tradebus_telemetry.heartbeats import Seen
 
@@ -30,6 +31,7 @@ class Observations:
     feed_thresholds: Thresholds
     dead_letters: Sequence[DeadLetter]
     dlq_window_s: float
+    feed_limits: FeedLimits
 
 
 def status_of(points: Sequence[FailurePoint]) -> ReadinessStatus:
@@ -50,6 +52,7 @@ def evaluate(obs: Observations) -> Readiness:
         offline_data_point(obs.heartbeats.get("ingest")),
         risk_trading_point(obs.heartbeats.get("risk")),
         dlq_point(obs.dead_letters, obs.dlq_window_s),
+        *feed_points(obs.heartbeats, obs.feed_limits),
     ]
     return Readiness(status=status_of(points), failure_points=points, checked_at=obs.now)
 

@@ -366,7 +366,7 @@ def trading_performance() -> Json:
         Row("Account (risk)"),
         stat("Equity", target("tradebus_risk_equity", "equity"), decimals=2, steps=thresholds((None, BLUE))),
         gauge(
-            "Drawdown",
+            "Equity drawdown",
             target("tradebus_risk_drawdown_ratio", "drawdown"),
             unit="percentunit",
             min=0,
@@ -385,11 +385,11 @@ def trading_performance() -> Json:
         ),
         timeseries("Equity", target("tradebus_risk_equity", "equity"), decimals=2),
         timeseries(
-            "Drawdown",
-            target("tradebus_risk_drawdown_ratio", "risk (live)"),
-            target("tradebus_rollup_drawdown_ratio", "rollup (closed trades)"),
+            "Equity drawdown",
+            target("tradebus_risk_drawdown_ratio", "below peak equity"),
             unit="percentunit",
             steps=drawdown_steps,
+            description="(peak equity - equity) / peak equity of the paper account, marked at each 1m bar.",
         ),
         Row("Decisions and fills"),
         bars(

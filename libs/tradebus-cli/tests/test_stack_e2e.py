@@ -7,11 +7,15 @@ that `down` leaves no process of the run behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shlex
 import signal
 import stat
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import nats
@@ -165,6 +169,13 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
     try:
         code, output = await cli("up", env=env)
         assert code == 0, output
+        # the database's line, pasted as it is, connects
+        pasted = next(line for line in output.splitlines() if line.startswith("PostgreSQL: "))
+        command = [*shlex.split(pasted.removeprefix("PostgreSQL: ")), "-tAc", "SELECT current_database()"]
+        psql = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(psql.communicate(), 30)
+        assert out.decode().strip() == urlsplit(database_url).path.lstrip("/"), err
+        assert "local mode runs no Grafana; Docker does" in output
         state = run.read_state()
         assert state is not None
         bus = state.deps["nats"]

@@ -599,7 +599,10 @@ class PerformanceFigures(_Model):
     net_pnl: Amount
     fees: Amount
     profit_factor: Amount | None
-    max_drawdown: Amount
+    max_drawdown: Amount = Field(
+        description="Largest peak-to-trough fall of the cumulative net P&L of the closed trades, in quote "
+        "currency: an amount, not a ratio (the account's `drawdown` is a fraction of peak equity)."
+    )
     sharpe: Amount | None
 
 

@@ -30,13 +30,13 @@ import nats
 import nats.errors
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from faststream.nats import JStream, NatsBroker
 from faststream.security import SASLPlaintext
-from faststream.specification import AsyncAPI, get_asyncapi_html
+from faststream.specification import AsyncAPI
 from nats.js.api import DeliverPolicy
 
-from tradebus import db, metrics, natsauth, subjects
+from tradebus import apidocs, db, metrics, natsauth, subjects
 from tradebus.admission import Admission, Screen
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
@@ -55,7 +55,7 @@ CORE_CHECKS: Final = ("bus", "database", "consumers", "lease")
 FENCED_EXIT_CODE: Final = 75
 """Exit status of a process fenced off by another instance's take-over (its supervisor restarts
 it, as a standby)."""
-ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/openapi.json")
+ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json")
 """Routes a standby serves too; the service's own answer 503 until it is active."""
 EXIT_LOGIN_REFUSED: Final = 78
 """Exit code (EX_CONFIG) of a service whose NATS credentials are refused: restarting will not help."""
@@ -526,8 +526,10 @@ class Service:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=f"tradebus {self.name}", version=self.version, lifespan=lifespan)
+        title = f"tradebus {self.name}"
+        app = FastAPI(title=title, version=self.version, lifespan=lifespan, docs_url=None, redoc_url=None)
         app.include_router(self.router)
+        apidocs.mount(app, title, self._asyncapi)
 
         @app.middleware("http")
         async def standby_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -559,14 +561,6 @@ class Service:
         async def prometheus_metrics() -> Response:
             body, content_type = metrics.render_latest()
             return Response(body, media_type=content_type)
-
-        @app.get("/docs/asyncapi", tags=["docs"])
-        async def asyncapi_json() -> JSONResponse:
-            return JSONResponse(self._asyncapi().to_jsonable())
-
-        @app.get("/docs/asyncapi.html", tags=["docs"], response_class=HTMLResponse)
-        async def asyncapi_html() -> str:
-            return get_asyncapi_html(self._asyncapi())
 
         return app
 

@@ -18,11 +18,11 @@ from tradebus.events import (
     PositionEvent,
     RejectionEvent,
     SignalEvent,
-    Symbol,
     TradeEvent,
 )
 from tradebus.logging import get_logger
 from tradebus.service import CheckResult, Service
+from tradebus.symbols import UNKNOWN_SYMBOL, optional_symbol
 from tradebus_risk.desk import Desk
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
@@ -161,14 +161,16 @@ def build_service(settings: RiskSettings) -> Service:
     async def get_account() -> dict[str, Any]:
         return account_view(await desk.repo.load_book(service.pool))
 
-    @service.router.get("/v1/positions", tags=["risk"])
-    async def get_positions() -> list[dict[str, Any]]:
+    @service.router.get("/v1/positions", tags=["risk"], responses=UNKNOWN_SYMBOL)
+    async def get_positions(symbol: str | None = Depends(optional_symbol(settings.symbols))) -> list[dict[str, Any]]:
         book = await desk.repo.load_book(service.pool)
-        return [position_view(book, h) for h in sorted(book.holdings.values(), key=lambda h: h.symbol)]
+        held = sorted(book.holdings.values(), key=lambda h: h.symbol)
+        return [position_view(book, h) for h in held if symbol is None or h.symbol == symbol]
 
-    @service.router.get("/v1/trades", tags=["risk"])
+    @service.router.get("/v1/trades", tags=["risk"], responses=UNKNOWN_SYMBOL)
     async def get_trades(
-        symbol: Symbol | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        symbol: str | None = Depends(optional_symbol(settings.symbols)),
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         return [trade_view(r) for r in await desk.repo.trades(symbol, limit)]
 

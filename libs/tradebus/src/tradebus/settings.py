@@ -35,6 +35,11 @@ TRADEBUS_VARIABLES: Final = frozenset(
         "TRADEBUS_RUN_DIR",
         "TRADEBUS_SUPERVISOR_PORT",
         "TRADEBUS_TEST_ADMIN_DSN",
+        "TRADEBUS_WATCHDOG",
+        "TRADEBUS_WATCHDOG_GRACE_S",
+        "TRADEBUS_WATCHDOG_INTERVAL_S",
+        "TRADEBUS_WATCHDOG_MAX_PER_HOUR",
+        "TRADEBUS_WATCHDOG_MISSES",
         *(f"TRADEBUS_{service.upper()}_PORT" for service in DEFAULT_PORTS),
     }
 )

@@ -9,25 +9,33 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 from faststream.nats import DeliverPolicy
 
+from tradebus import subjects
 from tradebus.auth import bearer_token_guard
 from tradebus.events import (
     BarEvent,
+    BreakerEvent,
     FillEvent,
     Mode,
     OrderEvent,
     PositionEvent,
+    QualityIssueEvent,
+    ReadinessEvent,
     RejectionEvent,
+    Severity,
     SignalEvent,
     Symbol,
     TradeEvent,
 )
 from tradebus.logging import get_logger
 from tradebus.service import CheckResult, Service
+from tradebus_risk import metrics
 from tradebus_risk.desk import Desk
+from tradebus_risk.gate import ReadinessGate
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
+from tradebus_risk.restart_check import RestartReport, check_all, latest_bars
 from tradebus_risk.settings import RiskSettings
-from tradebus_risk.views import account_view, amount, position_view, trade_view
+from tradebus_risk.views import account_view, amount, breaker_view, position_view, restart_view, trade_view
 
 log = get_logger(__name__)
 
@@ -56,7 +64,10 @@ def build_service(settings: RiskSettings) -> Service:
         held_bars=lambda: service.held("bars-1m"),
         symbols=settings.symbols,
         hold_s=settings.risk_watermark_hold_s,
+        breaker_limits=settings.breaker_limits(),
+        gate=(gate := ReadinessGate(settings.risk_readiness_degraded, settings.risk_readiness_max_age_s)),
     )
+    restart = RestartReport()
 
     start_at = DeliverPolicy(settings.risk_deliver_policy)
 
@@ -95,12 +106,56 @@ def build_service(settings: RiskSettings) -> Service:
     service.publishes("exec.position.*", PositionEvent, "Every change of a position (open, close)")
     service.publishes("exec.trade.*", TradeEvent, "Closed round trips")
     service.publishes("exec.rejected.*", RejectionEvent, "Signals refused by a risk rule, with the reason")
+    service.publishes(
+        "exec.breaker.*", BreakerEvent, "Circuit breaker trips, half-opens and resets (a symbol, or ACCOUNT)"
+    )
+    # Readiness is wall-clock state: only the newest report matters, from the last one on.
+    now_on = DeliverPolicy.LAST if start_at is DeliverPolicy.ALL else DeliverPolicy.NEW
+
+    @service.consumer(
+        name="readiness",
+        stream="TELEMETRY",
+        subject=subjects.READINESS,
+        model=ReadinessEvent,
+        batch_size=50,
+        deliver_policy=now_on,
+    )
+    async def on_readiness(events: list[ReadinessEvent]) -> None:
+        """Telemetry's readiness: while BLOCKED, no new live position (`tradebus_risk.gate`)."""
+        for event in events:
+            gate.observe(event.data)
+        metrics.READINESS_GATE.set(1 if gate.blocks_entries() else 0)
+
+    @service.consumer(
+        name="quality",
+        stream="TELEMETRY",
+        subject="telemetry.quality.*",
+        model=QualityIssueEvent,
+        batch_size=100,
+        deliver_policy=now_on,
+    )
+    async def on_quality(events: list[QualityIssueEvent]) -> None:
+        """Critical live issues a bar cannot show itself (a stale feed) trip the symbol's breaker;
+        the others risk judges on the bars themselves, in event time (`tradebus_risk.breaker`)."""
+        for event in events:
+            issue = event.data
+            if event.mode is Mode.LIVE and issue.severity is Severity.CRITICAL and issue.kind == "stale":
+                detail = f"telemetry: {issue.kind} {issue.interval}: {issue.detail}"
+                await desk.trip_live(issue.symbol, "data_quality", detail, issue.detected_at)
 
     @service.on_startup
     async def load() -> None:
         for finding in warnings:
             log.warning("risk preflight", setting=finding.setting, finding=finding.message)
         await desk.start()  # the shared consumer rewinds what a previous instance left unacked
+        book = await desk.repo.load_book(service.pool)
+        latest = await latest_bars(service.broker.connection.jetstream(), sorted(book.holdings))
+        restart.checks = check_all(book.holdings.values(), latest, book.bar_applied)
+        for check in restart.checks:
+            emit = log.warning if check.flags else log.info
+            emit("restart check", symbol=check.symbol, position_id=check.position_id, flags=list(check.flags),
+                 detail=check.detail)  # fmt: skip
+        metrics.set_breakers(await desk.breakers())
 
     @service.background
     async def send_outbox() -> None:
@@ -141,6 +196,19 @@ def build_service(settings: RiskSettings) -> Service:
             return CheckResult(False, f"max open positions reached ({status.open_positions})")
         return CheckResult(True, f"{status.open_positions} of {limits.max_open_positions} positions open")
 
+    @service.check("breaker", critical=False)
+    async def breaker() -> CheckResult:
+        """Not ok while a circuit breaker is open or half-open (telemetry's `risk_breaker` point)."""
+        opened = [s for s in (await desk.breakers()).values() if s.state != "closed"]
+        if opened:
+            return CheckResult(False, "; ".join(f"{s.scope} {s.state} ({s.trigger}: {s.detail})" for s in opened))
+        return CheckResult(True, "every circuit breaker closed")
+
+    @service.check("readiness_gate", critical=False)
+    async def readiness_gate() -> CheckResult:
+        blocked = gate.blocks_entries()
+        return CheckResult(blocked is None, blocked or "live entries allowed (" + gate.current()[1] + ")")
+
     @service.check("event_order", critical=False)
     async def event_order() -> CheckResult:
         """Degraded while a stream holds the global event-time order back longer than a moment, or
@@ -164,7 +232,24 @@ def build_service(settings: RiskSettings) -> Service:
     @service.router.get("/v1/positions", tags=["risk"])
     async def get_positions() -> list[dict[str, Any]]:
         book = await desk.repo.load_book(service.pool)
-        return [position_view(book, h) for h in sorted(book.holdings.values(), key=lambda h: h.symbol)]
+        return [restart.flag(position_view(book, h)) for h in sorted(book.holdings.values(), key=lambda h: h.symbol)]
+
+    @service.router.get("/v1/risk/restart-check", tags=["risk"])
+    async def get_restart_check() -> list[dict[str, Any]]:
+        """The position safety check made at start, with the trade that closed each position since."""
+        closed = {r["trade_id"]: r for r in await desk.repo.trades(None, 1000)}
+        return [restart_view(check, closed.get(check.position_id)) for check in restart.checks]
+
+    @service.router.get("/v1/risk/breakers", tags=["risk"])
+    async def get_breakers() -> list[dict[str, Any]]:
+        return [breaker_view(s) for s in (await desk.breakers()).values()]
+
+    @service.router.post(
+        "/v1/risk/breaker/reset", tags=["risk"], dependencies=[Depends(bearer_token_guard(settings.tradebus_api_token))]
+    )
+    async def reset_breaker(scope: str | None = None) -> dict[str, Any]:
+        """Close a circuit breaker (`scope`: a symbol or ACCOUNT), or every open one (audited, published)."""
+        return {"closed": await desk.reset_breakers(scope.upper() if scope else None)}
 
     @service.router.get("/v1/trades", tags=["risk"])
     async def get_trades(

@@ -49,6 +49,7 @@ def evaluate(obs: Observations) -> Readiness:
         feed_point(obs.feeds, obs.now, obs.feed_thresholds),
         offline_data_point(obs.heartbeats.get("ingest")),
         risk_trading_point(obs.heartbeats.get("risk")),
+        risk_breaker_point(obs.heartbeats.get("risk")),
         dlq_point(obs.dead_letters, obs.dlq_window_s),
     ]
     return Readiness(status=status_of(points), failure_points=points, checked_at=obs.now)
@@ -165,6 +166,25 @@ def risk_trading_point(risk: Seen | None) -> FailurePoint:
         detail=detail,
         detection="`trading` check in risk's heartbeat is false",
         healing="none automatic: a freeze is a safety stop; review, then `POST /v1/risk/reset` with the API token",
+    )
+
+
+def risk_breaker_point(risk: Seen | None) -> FailurePoint:
+    tripped = risk is not None and risk.checks.get("breaker") is False
+    if risk is None:
+        detail = "no heartbeat from risk yet"
+    elif tripped:
+        detail = "risk reports breaker: false (a circuit breaker is open or half-open: GET /v1/risk/breakers)"
+    else:
+        detail = "every circuit breaker closed"
+    return FailurePoint(
+        name="risk_breaker",
+        ok=not tripped,
+        severity=Severity.WARNING,
+        detail=detail,
+        detection="`breaker` check in risk's heartbeat is false (exec.breaker.<SYMBOL|ACCOUNT> says why)",
+        healing="after the cool-down one probe entry is let through and its fill closes the breaker; "
+        "or `POST /v1/risk/breaker/reset` with the API token after review",
     )
 
 

@@ -33,7 +33,7 @@ from tradebus_risk.desk import Desk
 from tradebus_risk.gate import ReadinessGate
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
-from tradebus_risk.restart_check import RestartReport, check_all, latest_bars
+from tradebus_risk.restart_check import RestartReport, check_all, latest_bars, restore_entry_prices
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, breaker_view, position_view, restart_view, trade_view
 
@@ -147,10 +147,12 @@ def build_service(settings: RiskSettings) -> Service:
     async def load() -> None:
         for finding in warnings:
             log.warning("risk preflight", setting=finding.setting, finding=finding.message)
-        await desk.start()  # the shared consumer rewinds what a previous instance left unacked
-        book = await desk.repo.load_book(service.pool)
+        await desk.repo.ensure_account()
+        book = await desk.repo.load_book(service.pool)  # the positions as restored, before anything moves them
         latest = await latest_bars(service.broker.connection.jetstream(), sorted(book.holdings))
-        restart.checks = check_all(book.holdings.values(), latest, book.bar_applied)
+        checks = check_all(book.holdings.values(), latest, book.bar_applied)
+        restart.checks = await restore_entry_prices(service.pool, checks)
+        await desk.start()  # the shared consumer rewinds what a previous instance left unacked
         for check in restart.checks:
             emit = log.warning if check.flags else log.info
             emit("restart check", symbol=check.symbol, position_id=check.position_id, flags=list(check.flags),

@@ -3,7 +3,10 @@
 Each open position restored from the database is compared with the newest 1m bar of its symbol
 in JetStream (the BARS stream's last message on `bars.1m.<SYMBOL>`; the book's own mark when
 the stream has none or cannot be read). Flags:
-- `no_entry_price`: the restored entry price is zero or negative (its P&L and move are unknown);
+- `no_entry_price`: the restored entry price is zero or negative (its P&L and move are unknown).
+  It is restored before the book loads, from the fill of the position's own entry order, else
+  set to the latest price (the detail says which): the position's exit would otherwise be a
+  trade without an entry price, which no consumer accepts;
 - `moved_over_50pct`: the latest price is more than 50 % away from the entry (a warning);
 - `stop_crossed` / `target_crossed`: the latest price lies beyond the stop or the first target
   while the book has not applied that bar yet: it was crossed while risk was down.
@@ -19,7 +22,7 @@ and its flags are shown on `GET /v1/positions` while the position is open. No I/
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -100,6 +103,27 @@ def check_all(
     holdings: Iterable[Holding], latest: Mapping[str, RiskBar], applied: Mapping[str, datetime]
 ) -> list[PositionCheck]:
     return [check_position(h, latest.get(h.symbol), applied.get(h.symbol)) for h in holdings]
+
+
+RESTORE_ENTRY: Final = """
+UPDATE positions p SET entry_price = coalesce(
+    (SELECT o.fill_price FROM orders o WHERE o.order_id = p.position_id || ':entry' AND o.fill_price > 0), $2)
+WHERE symbol = $1 AND entry_price <= 0
+RETURNING entry_price, entry_price = $2 AS assumed"""
+
+
+async def restore_entry_prices(pool: Any, checks: list[PositionCheck]) -> list[PositionCheck]:
+    """Give each position flagged `no_entry_price` one (see the module docstring); returns the
+    checks with the price restored said in their detail."""
+    out = []
+    for check in checks:
+        if "no_entry_price" in check.flags:
+            row = await pool.fetchrow(RESTORE_ENTRY, check.symbol, check.latest_price)
+            if row is not None:
+                source = "assumed to be the latest price" if row["assumed"] else "restored from its entry fill"
+                check = replace(check, detail=f"{check.detail}; entry price {plain(row['entry_price'])} {source}")
+        out.append(check)
+    return out
 
 
 async def latest_bars(js: Any, symbols: Iterable[str]) -> dict[str, RiskBar]:

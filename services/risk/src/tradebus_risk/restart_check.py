@@ -117,12 +117,14 @@ async def restore_entry_prices(pool: Any, checks: list[PositionCheck]) -> list[P
     checks with the price restored said in their detail."""
     out = []
     for check in checks:
+        row = None
         if "no_entry_price" in check.flags:
             row = await pool.fetchrow(RESTORE_ENTRY, check.symbol, check.latest_price)
-            if row is not None:
-                source = "assumed to be the latest price" if row["assumed"] else "restored from its entry fill"
-                check = replace(check, detail=f"{check.detail}; entry price {plain(row['entry_price'])} {source}")
-        out.append(check)
+        if row is None:
+            out.append(check)
+            continue
+        source = "assumed to be the latest price" if row["assumed"] else "restored from its entry fill"
+        out.append(replace(check, detail=f"{check.detail}; entry price {plain(row['entry_price'])} {source}"))
     return out
 
 

@@ -263,3 +263,14 @@ async def test_a_fast_equity_drop_trips_the_account_breaker(
         "equity_drop",
         "2024-01-02T00:06:00Z",
     )
+
+
+async def test_the_asyncapi_document_lists_the_breaker_events_and_the_telemetry_inputs() -> None:
+    from tradebus_risk.app import build_service
+    from tradebus_risk.settings import RiskSettings
+
+    service = build_service(RiskSettings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app()), base_url="http://risk") as client:
+        document = (await client.get("/docs/asyncapi")).json()
+    assert {"risk:exec.breaker.*", "risk:readiness", "risk:quality"} <= set(document["channels"])
+    assert {"BreakerEvent", "Breaker", "ReadinessEvent", "QualityIssueEvent"} <= set(document["components"]["schemas"])

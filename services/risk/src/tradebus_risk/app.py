@@ -110,7 +110,7 @@ def build_service(settings: RiskSettings) -> Service:
         "exec.breaker.*", BreakerEvent, "Circuit breaker trips, half-opens and resets (a symbol, or ACCOUNT)"
     )
     # Readiness is wall-clock state: only the newest report matters, from the last one on.
-    now_on = DeliverPolicy.LAST if start_at is DeliverPolicy.ALL else DeliverPolicy.NEW
+    readiness_from = DeliverPolicy.LAST if start_at is DeliverPolicy.ALL else DeliverPolicy.NEW
 
     @service.consumer(
         name="readiness",
@@ -118,7 +118,7 @@ def build_service(settings: RiskSettings) -> Service:
         subject=subjects.READINESS,
         model=ReadinessEvent,
         batch_size=50,
-        deliver_policy=now_on,
+        deliver_policy=readiness_from,
     )
     async def on_readiness(events: list[ReadinessEvent]) -> None:
         """Telemetry's readiness: while BLOCKED, no new live position (`tradebus_risk.gate`)."""
@@ -132,7 +132,7 @@ def build_service(settings: RiskSettings) -> Service:
         subject="telemetry.quality.*",
         model=QualityIssueEvent,
         batch_size=100,
-        deliver_policy=now_on,
+        deliver_policy=DeliverPolicy.NEW,  # a stale feed is live state: an old issue is no news
     )
     async def on_quality(events: list[QualityIssueEvent]) -> None:
         """Critical live issues a bar cannot show itself (a stale feed) trip the symbol's breaker;
@@ -209,6 +209,7 @@ def build_service(settings: RiskSettings) -> Service:
     @service.check("readiness_gate", critical=False)
     async def readiness_gate() -> CheckResult:
         blocked = gate.blocks_entries()
+        metrics.READINESS_GATE.set(1 if blocked else 0)
         return CheckResult(blocked is None, blocked or "live entries allowed (" + gate.current()[1] + ")")
 
     @service.check("event_order", critical=False)

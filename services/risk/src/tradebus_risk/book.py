@@ -226,8 +226,9 @@ class Book:
                 self._fill(order, trigger.price, bar.open_time)
             else:
                 holding.mark_price = bar.close
-        if due or holding is not None or not self._drawdown_watched:
-            self._watch_drawdown(bar.open_time, event.mode)
+        moved = bool(due) or holding is not None
+        if moved or not self._drawdown_watched:
+            self._watch_drawdown(bar.open_time, event.mode, moved=moved)
         # else: no fill and no mark moved, so the equity is the one last checked: nothing to do
 
     # ----------------------------------------------------------------- account
@@ -278,7 +279,10 @@ class Book:
             self.account.day_start_equity = self.equity()
             self.account.day_realized = Decimal(0)
 
-    def _watch_drawdown(self, at: datetime, mode: Mode) -> None:
+    def _watch_drawdown(self, at: datetime, mode: Mode, *, moved: bool) -> None:
+        """Freeze at the drawdown limit; `moved`: a fill or a mark moved the equity (else this is
+        the first check of a reloaded book, which an uninterrupted run did not make: the breaker's
+        equity reference must not see it, or its window would restart at another time)."""
         self._drawdown_watched = True
         equity = self.equity()
         self.account.peak_equity = max(self.account.peak_equity, equity)
@@ -288,8 +292,9 @@ class Book:
             limit = self.limits.max_drawdown_pct
             detail = f"drawdown {drawdown:.4%} from peak {plain(self.account.peak_equity)} (limit {plain(limit)})"
             self.changes.audits.append(AuditEntry(None, None, "freeze", Reason.DRAWDOWN_FREEZE, detail, at, mode))
-        self.breakers.equity(at, equity, mode)
-        self._record_breakers()
+        if moved:
+            self.breakers.equity(at, equity, mode)
+            self._record_breakers()
 
     def _exit_order(
         self, holding: Holding, reason: str, at: datetime, *, signal_id: str | None = None, trace_id: str | None = None

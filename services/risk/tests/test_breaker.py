@@ -167,6 +167,34 @@ async def test_fill_failures_trip_and_the_cool_down_probe_closes_in_event_time(
     assert (row["state"], row["trips"], row["fill_failures"]) == ("closed", 1, 0)
 
 
+async def test_a_restart_keeps_the_count_of_fill_failures(
+    nats_url: str, database_url: str, js_client: Client, symbol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay above, risk stopped after two failures: the restarted service trips at the third."""
+    monkeypatch.setenv("RISK_MIN_NOTIONAL", "1500")
+    monkeypatch.setenv("RISK_BREAKER_COOLDOWN_S", "600")
+    signals, bars = _fill_failure_replay(symbol)
+    async with collecting(js_client, symbol) as seen:
+        first = _service(nats_url, database_url)
+        async with serving(first, js_client):
+            await _publish(first, [*signals[:2], *bars[:12]])
+
+            async def two_failures() -> bool:
+                count = await first.pool.fetchval("SELECT fill_failures FROM breaker WHERE scope = $1", symbol)
+                return count == 2
+
+            await wait_for(two_failures, what="two fill failures")
+        second = _service(nats_url, database_url)
+        async with serving(second, js_client):
+            await _publish(second, [*signals[2:], *bars[12:]])
+            events = await _breaker_events(seen, 3)
+    assert [e[:3] for e in events] == [
+        ("open", "fill_failures", "2024-01-02T00:15:00Z"),
+        ("half_open", "cooldown", "2024-01-02T00:25:00Z"),
+        ("closed", "probe_filled", "2024-01-02T00:25:00Z"),
+    ]
+
+
 async def test_a_critical_bar_and_a_live_stale_feed_trip_and_the_api_token_resets(
     nats_url: str, database_url: str, js_client: Client, symbol: str
 ) -> None:
@@ -185,6 +213,8 @@ async def test_a_critical_bar_and_a_live_stale_feed_trip_and_the_api_token_reset
             await wait_for(rejected, what="the entry refused")
             ready = (await client.get("/health/ready")).json()
             listed = (await client.get("/v1/risk/breakers")).json()
+            gauge = f'tradebus_risk_breaker_open{{scope="{symbol}"}} 1.0'
+            exposed = (await client.get("/metrics")).text
             anonymous = await client.post("/v1/risk/breaker/reset", params={"scope": symbol})
             reset = await client.post("/v1/risk/breaker/reset", params={"scope": symbol}, headers=headers)
             after = (await client.get("/health/ready")).json()
@@ -213,6 +243,7 @@ async def test_a_critical_bar_and_a_live_stale_feed_trip_and_the_api_token_reset
     assert [b["data"]["reason"] for k, b in seen if k == "rejected"] == ["circuit_breaker"]
     assert ready["checks"]["breaker"]["ok"] is False and "non-positive low 0" in ready["checks"]["breaker"]["detail"]
     assert [(b["state"], b["trigger"]) for b in listed if b["scope"] == symbol] == [("open", "data_quality")]
+    assert gauge in exposed
     assert (anonymous.status_code, reset.status_code, reset.json()) == (401, 200, {"closed": [symbol]})
     assert after["checks"]["breaker"]["ok"] is True
     assert [tuple(r) for r in decisions] == [

@@ -152,39 +152,41 @@ def offline_data_point(ingest: Seen | None) -> FailurePoint:
 
 
 def risk_trading_point(risk: Seen | None) -> FailurePoint:
-    halted = risk is not None and risk.checks.get("trading") is False
-    if risk is None:
-        detail = "no heartbeat from risk yet"
-    elif halted:
-        detail = "risk reports trading: false (drawdown freeze, daily loss limit or max open positions)"
-    else:
-        detail = "risk is taking signals"
-    return FailurePoint(
+    return _risk_check_point(
+        risk,
+        "trading",
         name="risk_trading",
-        ok=not halted,
-        severity=Severity.WARNING,
-        detail=detail,
-        detection="`trading` check in risk's heartbeat is false",
+        failing="risk reports trading: false (drawdown freeze, daily loss limit or max open positions)",
+        passing="risk is taking signals",
         healing="none automatic: a freeze is a safety stop; review, then `POST /v1/risk/reset` with the API token",
     )
 
 
 def risk_breaker_point(risk: Seen | None) -> FailurePoint:
-    tripped = risk is not None and risk.checks.get("breaker") is False
-    if risk is None:
-        detail = "no heartbeat from risk yet"
-    elif tripped:
-        detail = "risk reports breaker: false (a circuit breaker is open or half-open: GET /v1/risk/breakers)"
-    else:
-        detail = "every circuit breaker closed"
-    return FailurePoint(
+    return _risk_check_point(
+        risk,
+        "breaker",
         name="risk_breaker",
-        ok=not tripped,
-        severity=Severity.WARNING,
-        detail=detail,
-        detection="`breaker` check in risk's heartbeat is false (exec.breaker.<SYMBOL|ACCOUNT> says why)",
+        failing="risk reports breaker: false (a circuit breaker is open or half-open: GET /v1/risk/breakers)",
+        passing="every circuit breaker closed",
         healing="after the cool-down one probe entry is let through and its fill closes the breaker; "
         "or `POST /v1/risk/breaker/reset` with the API token after review",
+    )
+
+
+def _risk_check_point(
+    risk: Seen | None, check: str, *, name: str, failing: str, passing: str, healing: str
+) -> FailurePoint:
+    """A warning point from one check of risk's heartbeat (false: failing)."""
+    failed = risk is not None and risk.checks.get(check) is False
+    detail = "no heartbeat from risk yet" if risk is None else failing if failed else passing
+    return FailurePoint(
+        name=name,
+        ok=not failed,
+        severity=Severity.WARNING,
+        detail=detail,
+        detection=f"`{check}` check in risk's heartbeat is false",
+        healing=healing,
     )
 
 

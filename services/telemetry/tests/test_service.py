@@ -131,7 +131,7 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             assert "malformed" in dlq["detail"]
 
             points = (await http.get("/v1/failure-points")).json()
-            assert len(points) == 12 and all(p["detection"] and p["healing"] for p in points)
+            assert len(points) == 13 and all(p["detection"] and p["healing"] for p in points)
             dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'
             await wait_for(lambda: shows(http, dlq_down), what="dlq metric")
             assert 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0' in (await http.get("/metrics")).text

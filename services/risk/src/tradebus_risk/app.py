@@ -33,7 +33,7 @@ from tradebus_risk.desk import Desk
 from tradebus_risk.gate import ReadinessGate
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
-from tradebus_risk.restart_check import RestartReport, check_all, latest_bars, restore_entry_prices
+from tradebus_risk.restart_check import RestartReport, check_all, closing_trades, latest_bars, restore_entry_prices
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, breaker_view, position_view, restart_view, trade_view
 
@@ -240,7 +240,7 @@ def build_service(settings: RiskSettings) -> Service:
     @service.router.get("/v1/risk/restart-check", tags=["risk"])
     async def get_restart_check() -> list[dict[str, Any]]:
         """The position safety check made at start, with the trade that closed each position since."""
-        closed = {r["trade_id"]: r for r in await desk.repo.trades(None, 1000)}
+        closed = await closing_trades(service.pool, restart.checks)
         return [restart_view(check, closed.get(check.position_id)) for check in restart.checks]
 
     @service.router.get("/v1/risk/breakers", tags=["risk"])

@@ -128,6 +128,15 @@ async def restore_entry_prices(pool: Any, checks: list[PositionCheck]) -> list[P
     return out
 
 
+CLOSING_TRADES: Final = "SELECT * FROM trades WHERE trade_id = ANY($1::text[])"
+
+
+async def closing_trades(pool: Any, checks: Iterable[PositionCheck]) -> dict[str, Any]:
+    """The trade that closed each checked position since (a trade's id is its position's), by id."""
+    rows = await pool.fetch(CLOSING_TRADES, [c.position_id for c in checks])
+    return {r["trade_id"]: r for r in rows}
+
+
 async def latest_bars(js: Any, symbols: Iterable[str]) -> dict[str, RiskBar]:
     """The newest 1m bar of each symbol in the BARS stream (missing ones, or unreadable: left out)."""
     found: dict[str, RiskBar] = {}

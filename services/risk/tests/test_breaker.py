@@ -146,9 +146,9 @@ async def test_fill_failures_trip_and_the_cool_down_probe_closes_in_event_time(
         row = await service.pool.fetchrow("SELECT state, trips, fill_failures FROM breaker WHERE scope = $1", symbol)
     ms = (T + timedelta(minutes=15)).timestamp() * 1000
     assert events == [
-        ("open", "fill_failures", "2024-01-02T00:15:00Z", f"breaker:{symbol}:open:{ms:.0f}"),
-        ("half_open", "cooldown", "2024-01-02T00:25:00Z", f"breaker:{symbol}:half_open:{ms + 600_000:.0f}"),
-        ("closed", "probe_filled", "2024-01-02T00:25:00Z", f"breaker:{symbol}:closed:{ms + 600_000:.0f}"),
+        ("open", "fill_failures", "2024-01-02T00:15:00Z", f"breaker:{symbol}:1:open:{ms:.0f}"),
+        ("half_open", "cooldown", "2024-01-02T00:25:00Z", f"breaker:{symbol}:1:half_open:{ms + 600_000:.0f}"),
+        ("closed", "probe_filled", "2024-01-02T00:25:00Z", f"breaker:{symbol}:1:closed:{ms + 600_000:.0f}"),
     ]
     rows = [(r["decision"], r["reason"], r["event_time"].strftime("%H:%M")) for r in audit]
     assert rows == [

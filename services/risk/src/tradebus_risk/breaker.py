@@ -211,7 +211,7 @@ class Breakers:
             reopens_at=s.reopens_at,
         )
         event = BreakerEvent.build(
-            event_id=f"breaker:{s.scope}:{state}:{datetime_to_ms(at)}",
+            event_id=f"breaker:{s.scope}:{s.trips}:{state}:{datetime_to_ms(at)}",
             source="risk",
             trace_id=trace_id_for(f"breaker:{s.scope}:{s.trips}"),
             mode=mode,

@@ -257,7 +257,8 @@ async def test_a_fast_equity_drop_trips_the_account_breaker(
     nats_url: str, database_url: str, js_client: Client, symbol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """10 units bought at 100; bar 6 closes at 95 (the stop 90 untouched): equity falls ~0.55 %
-    from its high, over the 0.5 % limit; the other symbol's BUY at C = 10 is then refused."""
+    from its high, over the 0.5 % limit; the other symbol's BUY at C = 10 is then refused, while
+    the open long's SELL at C = 10 still exits."""
     monkeypatch.setenv("RISK_BREAKER_EQUITY_DROP_PCT", "0.005")
     other = f"{symbol[:-4]}XUSDT"
     events: list[Envelope] = []
@@ -266,7 +267,7 @@ async def test_a_fast_equity_drop_trips_the_account_breaker(
         events.append(bar(other, m, "100", "101", "99", "100"))
         if m % 5 == 0:
             events.append(
-                signal(symbol, m, SignalState.BUY if m == 0 else SignalState.NEUTRAL, plan("100", "90", "130", "3"))
+                signal(symbol, m, SignalState.BUY if m == 0 else SignalState.SELL, plan("100", "90", "130", "3"))
             )
             events.append(
                 signal(other, m, SignalState.BUY if m == 5 else SignalState.NEUTRAL, plan("100", "90", "130", "3"))
@@ -276,17 +277,20 @@ async def test_a_fast_equity_drop_trips_the_account_breaker(
         serving(service, js_client),
         collecting(js_client, other) as seen,
         collecting(js_client, ACCOUNT) as account,
+        collecting(js_client, symbol) as held,
     ):
         await _publish(service, events)
 
         async def decided() -> bool:
-            return any(kind == "rejected" for kind, _ in seen) and bool(account)
+            return any(kind == "rejected" for kind, _ in seen) and bool(account) and any(k == "trade" for k, _ in held)
 
         await wait_for(decided, timeout=20, what="the account breaker and the refused entry")
     rejection = next(body["data"] for kind, body in seen if kind == "rejected")
     assert rejection["reason"] == "circuit_breaker" and rejection["detail"].startswith(
         "ACCOUNT breaker open (equity_drop"
     )
+    (trade,) = [body["data"] for kind, body in held if kind == "trade"]
+    assert (trade["exit_reason"], trade["exit_time"]) == ("signal", "2024-01-02T00:10:00Z")
     trip = account[0][1]["data"]
     assert (trip["scope"], trip["state"], trip["trigger"], trip["at"]) == (
         ACCOUNT,

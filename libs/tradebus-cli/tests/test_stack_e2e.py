@@ -7,12 +7,9 @@ that `down` leaves no process of the run behind.
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import os
 import signal
 import stat
-import sys
 from pathlib import Path
 
 import httpx
@@ -22,6 +19,7 @@ import psutil
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from stack_cli import cli, missing_services, ready
 
 from tradebus.embedded import free_port
 from tradebus.natsauth import USERS, Credentials
@@ -32,33 +30,11 @@ from tradebus_cli.supervisor import NATS_LOGIN_VARIABLES
 
 pytestmark = pytest.mark.e2e
 
-TRADEBUS = str(Path(sys.executable).parent / "tradebus")
-
-
-def _missing_services() -> list[str]:
-    return [s for s in SERVICES if importlib.util.find_spec(f"tradebus_{s}.__main__") is None]
-
-
-async def _cli(*args: str, env: dict[str, str], timeout: float = 90.0) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        TRADEBUS, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
-
-
-async def _ready(client: httpx.AsyncClient, url: str) -> bool:
-    try:
-        return (await client.get(f"{url}/health/ready")).status_code == 200
-    except httpx.HTTPError:
-        return False
-
 
 async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
     tmp_path: Path, nats_url: str, database_url: str, nc: Client
 ) -> None:
-    if missing := _missing_services():
+    if missing := missing_services():
         pytest.skip(f"service packages not importable yet: {', '.join(f'tradebus_{s}' for s in missing)}")
     bars: list[Msg] = []
 
@@ -71,6 +47,7 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         **os.environ,
         "TRADEBUS_RUN_DIR": str(run.path),
         "TRADEBUS_LOCAL": "1",
+        "TRADEBUS_MONITORING": "0",  # Prometheus and Alertmanager: test_alert_routing.py
         "NATS_URL": nats_url,
         "DATABASE_URL": database_url,
         "SYMBOLS": "BTCUSDT",
@@ -82,7 +59,7 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
     urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in SERVICES}
     seen: dict[str, ProcessRef] = {}
     try:
-        code, output = await _cli("up", env=env)
+        code, output = await cli("up", env=env)
         assert code == 0, output
         for url in urls.values():
             assert url in output
@@ -95,7 +72,7 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
 
         async with httpx.AsyncClient(timeout=2) as client:
             for url in urls.values():
-                assert await _ready(client, url), (await client.get(f"{url}/health/ready")).text
+                assert await ready(client, url), (await client.get(f"{url}/health/ready")).text
 
             async def bars_flowing() -> bool:
                 return bool(bars)
@@ -113,26 +90,26 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
                 if not current or not current.process or current.process.pid == victim.pid:
                     return False
                 seen["signal 1"] = current.process
-                return current.restarts >= 1 and await _ready(client, urls["signal"])
+                return current.restarts >= 1 and await ready(client, urls["signal"])
 
             await wait_for(restarted, timeout=30, what="the killed signal service restarted and ready")
 
-        code, output = await _cli("status", env=env)
+        code, output = await cli("status", env=env)
         assert code == 0, output
         assert "Readiness" in output
 
         async def signalled() -> bool:
-            code, _ = await _cli("signal", "BTCUSDT", "--horizons", "5m,15m", "--json", env=env)
+            code, _ = await cli("signal", "BTCUSDT", "--horizons", "5m,15m", "--json", env=env)
             return code == 0
 
         await wait_for(signalled, timeout=30, what="`tradebus signal` answered from stored bars")
-        code, output = await _cli("signal", "BTCUSDT", "--horizons", "5m,15m", env=env)
+        code, output = await cli("signal", "BTCUSDT", "--horizons", "5m,15m", env=env)
         assert code == 0, output
         assert "BTCUSDT" in output and "consensus" in output
-        code, output = await _cli("signal", "NOPEUSDT", env=env)
+        code, output = await cli("signal", "NOPEUSDT", env=env)
         assert code == 1 and "404" in output, output
     finally:
-        code, output = await _cli("down", env=env, timeout=60)
+        code, output = await cli("down", env=env, timeout=60)
     assert code == 0, output
     assert "supervisor" in output
     assert {name: ref.pid for name, ref in seen.items() if ref.find() is not None} == {}
@@ -146,7 +123,7 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
     """No NATS_URL: `up` starts an embedded nats-server with fresh credentials (0600 files in the
     run directory) even though another server answers on 4222; nobody gets in anonymously, each
     service's environment holds its own password and no other, and `tail` reads as `reader`."""
-    if missing := _missing_services():
+    if missing := missing_services():
         pytest.skip(f"service packages not importable yet: {', '.join(f'tradebus_{s}' for s in missing)}")
     run = RunDir(tmp_path / "run")
     inherited = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", *NATS_LOGIN_VARIABLES)}
@@ -154,6 +131,7 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
         **inherited,
         "TRADEBUS_RUN_DIR": str(run.path),
         "TRADEBUS_LOCAL": "1",
+        "TRADEBUS_MONITORING": "0",  # Prometheus and Alertmanager: test_alert_routing.py
         "DATABASE_URL": database_url,
         "SYMBOLS": "BTCUSDT",
         "BACKFILL_DAYS": "0.05",
@@ -162,7 +140,7 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
         **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
     }
     try:
-        code, output = await _cli("up", env=env)
+        code, output = await cli("up", env=env)
         assert code == 0, output
         state = run.read_state()
         assert state is not None
@@ -187,8 +165,8 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
             others = [user for user, password in passwords.items() if user != name and password in str(environ)]
             assert others == [], f"{name} can read the passwords of {others}"
 
-        code, output = await _cli("tail", "telemetry.heartbeat.*", "--count", "1", "--json", env=env, timeout=60)
+        code, output = await cli("tail", "telemetry.heartbeat.*", "--count", "1", "--json", env=env, timeout=60)
         assert code == 0 and '"service.heartbeat"' in output, output
     finally:
-        code, output = await _cli("down", env=env, timeout=60)
+        code, output = await cli("down", env=env, timeout=60)
     assert code == 0, output

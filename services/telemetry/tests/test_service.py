@@ -14,6 +14,7 @@ import orjson
 from helpers import bar, heartbeat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
 from tradebus import subjects
 from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent, encode_bar_event
@@ -227,3 +228,39 @@ async def at_least(items: list[Msg], n: int) -> bool:
 
 def _squeeze(values: list[str]) -> list[str]:
     return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
+
+
+async def test_a_durables_backlog_is_exported_from_the_server_and_outlives_its_consumer(
+    nc: Client, nats_url: str, database_url: str
+) -> None:
+    """A consumer nobody runs (its service crashed) still shows its pending messages and a still
+    ack floor; its series go once the durable is deleted."""
+    js = nc.jetstream()
+    run = uuid.uuid4().hex[:6]
+    symbol, durable = f"TQGONE{run.upper()}USDT", f"risk-gone-{run}"
+    labels = {"stream": "BARS", "consumer": durable}
+    try:
+        async with telemetry(
+            nc, nats_url, database_url, telemetry_jetstream_interval_s=0.1, symbols=("BTCUSDT", symbol)
+        ) as service:
+            await js.add_consumer("BARS", durable_name=durable, filter_subject=f"bars.1m.{symbol}")
+            publisher = await admin_publisher(service)
+            await publisher.publish_many(
+                (f"bars.1m.{symbol}", BarEvent.of(bar(minute, symbol=symbol), source="ingest")) for minute in range(3)
+            )
+
+            async def pending(expected: float) -> bool:
+                return REGISTRY.get_sample_value("tradebus_jetstream_consumer_pending_messages", labels) == expected
+
+            await wait_for(lambda: pending(3.0), what="3 pending messages of a consumer nobody runs")
+            assert REGISTRY.get_sample_value("tradebus_jetstream_consumer_ack_floor_sequence", labels) == 0.0
+            assert (REGISTRY.get_sample_value("tradebus_jetstream_stream_messages", {"stream": "BARS"}) or 0) >= 3
+            await js.delete_consumer("BARS", durable)
+
+            async def dropped() -> bool:
+                return REGISTRY.get_sample_value("tradebus_jetstream_consumer_pending_messages", labels) is None
+
+            await wait_for(dropped, what="the deleted durable's series dropped")
+    finally:
+        with suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer("BARS", durable)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from tradebus.events import ReadinessStatus
 from tradebus_cli.probe import ReadinessReport, ServiceHealth
-from tradebus_cli.rundir import Dependency
+from tradebus_cli.rundir import Dependency, StackState
 
 STATUS_STYLE: Final = {
     ReadinessStatus.READY: "bold green",
@@ -43,6 +43,18 @@ def deps_table(deps: Mapping[str, Dependency]) -> Table:
     for name, dep in deps.items():
         detail = Text(dep.detail, style="bold red") if "ANONYMOUS" in dep.detail else dep.detail
         table.add_row(name, dep.url, "embedded" if dep.embedded else "external", _ok(dep.ok), detail)
+    return table
+
+
+def monitors_table(state: StackState) -> Table:
+    """Prometheus and Alertmanager: where they answer, or why they do not run."""
+    table = Table(title="Monitoring", title_justify="left")
+    for column in ("monitor", "url", "running", "detail"):
+        table.add_column(column)
+    for name, monitor in sorted(state.monitors.items()):
+        table.add_row(name, monitor.url, _ok(monitor.process is not None), f"restarts: {monitor.restarts}")
+    for name, why in sorted(state.monitors_skipped.items()):
+        table.add_row(name, "", _ok(False), why)
     return table
 
 

@@ -21,7 +21,7 @@ from tradebus.natsauth import Credentials
 from tradebus.settings import SERVICES, url_for
 from tradebus_cli import probe
 from tradebus_cli.processes import alive, kill, terminate, wait_gone
-from tradebus_cli.render import deps_table, print_readiness, progress_bar, services_table
+from tradebus_cli.render import deps_table, monitors_table, print_readiness, progress_bar, services_table
 from tradebus_cli.rundir import SUPERVISOR_MODULE, RunDir, StackState, repo_root
 
 READY_TIMEOUT_S: Final = 90.0
@@ -171,6 +171,8 @@ def status(console: Console, run: RunDir | None = None) -> int:
     console.print(services_table(healths))
     if state and state.deps:
         console.print(deps_table(state.deps))
+    if state and (state.monitors or state.monitors_skipped):
+        console.print(monitors_table(state))
     print_readiness(console, report)
     return 0 if report.usable else 1
 

@@ -48,7 +48,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, 
 from pydantic import ValidationError
 
 from tradebus import metrics, subjects
-from tradebus.admission import Admission, Refusal, Screen
+from tradebus.admission import DLQ_REASONS, Admission, Refusal, Screen
 from tradebus.events import Envelope
 from tradebus.logging import get_logger, trace_context
 
@@ -282,6 +282,7 @@ class BatchConsumer(Generic[E]):
         linger_while: Callable[[Sequence[E]], bool] | None = None,
         admission: Admission | None = None,
         screen: Screen[E] | None = None,
+        screen_reasons: Sequence[str] = (),
     ) -> None:
         self.service = service
         self.name = name
@@ -314,6 +315,8 @@ class BatchConsumer(Generic[E]):
         """Size, schema version, symbol and time checks at the door (`tradebus.admission`)."""
         self._screen = screen
         """The service's own admission of a decoded chunk, against its state."""
+        for reason in (*DLQ_REASONS, *screen_reasons):  # at 0 from the start: increase() counts the first
+            metrics.DLQ_MESSAGES.labels(service, reason)
         self.last_batch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop

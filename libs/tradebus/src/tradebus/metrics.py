@@ -30,6 +30,11 @@ CONSUMER_REWINDS = Counter(
     ["service", "consumer"],
 )
 SERVICE_UP = Gauge("tradebus_service_ready", "1 while the service's readiness checks pass.", ["service"])
+READINESS_CHECK = Gauge(
+    "tradebus_readiness_check_ok",
+    "1 while the named readiness check passes (bus, database, consumers, lease, the service's own).",
+    ["service", "check"],
+)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -62,6 +62,10 @@ READS_LAST_OF: Final[Mapping[str, tuple[str, ...]]] = {"risk": ("BARS",)}
 EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 """Streams a service follows with an ephemeral push consumer (telemetry watches every dead letter)."""
 
+JETSTREAM_OBSERVERS: Final = frozenset({"telemetry"})
+"""Services that read every stream's and durable's state (telemetry exports it: a crashed
+consumer's backlog stays visible). Reading reveals counts and positions, never messages."""
+
 EVENT_SUBJECTS: Final[tuple[str, ...]] = tuple(subject for spec in subjects.STREAMS for subject in spec.subjects)
 PASSWORD_BYTES: Final = 32
 BCRYPT_COST: Final = 8
@@ -104,6 +108,8 @@ def permissions(user: str) -> dict[str, list[str]] | None:
             f"CONSUMER.DELETE.{stream}.{own}", f"CONSUMER.MSG.NEXT.{stream}.{own}",
         )  # fmt: skip
         publish.append(f"$JS.ACK.{stream}.{own}.>")
+    if user in JETSTREAM_OBSERVERS:
+        publish += _api("STREAM.NAMES", "STREAM.LIST", "CONSUMER.NAMES.*", "CONSUMER.LIST.*")
     publish += _api(*(f"STREAM.MSG.GET.{stream}" for stream in READS_LAST_OF.get(user, ())))
     for stream in EPHEMERALS_ON.get(user, ()):
         publish += _api(f"CONSUMER.CREATE.{stream}", f"CONSUMER.CREATE.{stream}.*", f"CONSUMER.CREATE.{stream}.*.>")

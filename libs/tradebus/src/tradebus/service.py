@@ -153,6 +153,7 @@ class Service:
         documented_as: type[Envelope] | None = None,
         admission: Admission | None = None,
         screen: Screen[E] | None = None,
+        screen_reasons: Sequence[str] = (),
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
 
@@ -189,6 +190,7 @@ class Service:
                 linger_while=linger_while,
                 admission=admission or Admission.of(self.settings),
                 screen=screen,
+                screen_reasons=screen_reasons,
             )
             self._consumers.append(consumer)
             self._document_subscriber(
@@ -388,6 +390,8 @@ class Service:
         while True:
             status, checks = await self.readiness()
             metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
+            for check, result in checks.items():
+                metrics.READINESS_CHECK.labels(self.name, check).set(1 if result.ok else 0)
             event = HeartbeatEvent.build(
                 event_id=f"heartbeat:{self.name}:{self.instance}:{self._started_ms}:{beat}",
                 source=self.name,

@@ -33,6 +33,10 @@ log = get_logger(__name__)
 
 NAME = "aggregator"
 MAX_LIMIT = 5000
+INTERVAL = "interval"
+REVISION_CONFLICT = "revision_conflict"
+SCREEN_REASONS = (INTERVAL, REVISION_CONFLICT)
+"""Why the aggregator's own screen dead-letters a 1m bar (beside the shared consumer's reasons)."""
 
 
 class Aggregation:
@@ -80,14 +84,14 @@ class Aggregation:
         for event in events:
             bar = event.data
             if bar.interval != "1m":
-                out.append(Refusal("interval", f"a {bar.interval} bar on bars.1m"))
+                out.append(Refusal(INTERVAL, f"a {bar.interval} bar on bars.1m"))
                 continue
             key = (bar.symbol, bar.open_ms)
             minute = Minute.of(bar)
             held = seen.get(key) or self.state.of(bar.symbol).minutes.get(bar.open_ms)
             if held is not None and held.revision == minute.revision and held != minute:
                 detail = f"{event.event_id} r{minute.revision} differs from the bar held at that revision"
-                out.append(Refusal("revision_conflict", detail))
+                out.append(Refusal(REVISION_CONFLICT, detail))
                 continue
             if held is None or minute.revision > held.revision:
                 seen[key] = minute
@@ -183,6 +187,7 @@ def build_service(settings: AggregatorSettings) -> Service:
         model=BarEvent,
         batch_size=settings.aggregator_batch_size,
         screen=aggregation.screen,
+        screen_reasons=SCREEN_REASONS,
     )
     async def on_bars(events: list[BarEvent]) -> None:
         await aggregation.handle(events)

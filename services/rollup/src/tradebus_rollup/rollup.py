@@ -98,6 +98,8 @@ class Rollup:
         self._instance = instance
         self._repository = repository
         self._publisher = publisher
+        for outcome in EodOutcome:  # at 0 from the start: increase() counts the first run
+            metrics.EOD_RUNS.labels(outcome.value)
 
     @property
     def repository(self) -> RollupRepository:

@@ -10,10 +10,14 @@ from faststream import AckPolicy, Context
 from faststream.nats import DeliverPolicy, JStream
 
 from tradebus.events import BarEvent, FailurePoint, HeartbeatEvent, QualityIssueEvent, Readiness, ReadinessEvent
+from tradebus.logging import get_logger
 from tradebus.service import Service
+from tradebus_telemetry.jetstream import JetStreamObserver
 from tradebus_telemetry.monitor import Monitor
 from tradebus_telemetry.report import DataQualityReport, build_report
 from tradebus_telemetry.settings import TelemetrySettings
+
+log = get_logger(__name__)
 
 RECENT_ISSUES = 100
 COUNT_WINDOW = timedelta(hours=1)
@@ -72,6 +76,17 @@ def build_service(settings: TelemetrySettings) -> Service:
         while True:
             await monitor.tick()
             await asyncio.sleep(settings.telemetry_evaluate_interval_s)
+
+    observer = JetStreamObserver()
+
+    @service.background
+    async def observe_jetstream() -> None:
+        while True:
+            try:
+                await observer.observe(service.broker.connection.jetstream())
+            except Exception as exc:  # noqa: BLE001 - the bus may be down; the next look tries again
+                log.warning("JetStream state not read", error=repr(exc))
+            await asyncio.sleep(settings.telemetry_jetstream_interval_s)
 
     @service.router.get("/v1/readiness", response_model=Readiness, tags=["readiness"])
     async def get_readiness() -> Readiness:

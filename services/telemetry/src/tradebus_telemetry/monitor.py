@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from tradebus import db, subjects
 from tradebus.events import (
@@ -102,6 +103,10 @@ class Monitor:
         self.dead_letters = DeadLetterLog(settings.telemetry_dlq_window_s)
         self.thresholds = Thresholds(settings.telemetry_feed_warning_s, settings.telemetry_feed_critical_s)
         self._last_published: Readiness | None = None
+        for symbol in settings.symbols:  # at 0 from the start: increase() counts the first issue
+            for kind in get_args(IssueKind):
+                for severity in Severity:
+                    metrics.QUALITY_ISSUES.labels(symbol, kind, severity.value)
 
     @property
     def repository(self) -> TelemetryRepository:

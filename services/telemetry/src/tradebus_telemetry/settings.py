@@ -26,6 +26,9 @@ class TelemetrySettings(Settings):
     )
     telemetry_dlq_window_s: float = Field(default=3600.0, gt=0, description="Dead letters this recent degrade.")
     telemetry_evaluate_interval_s: float = Field(default=5.0, gt=0, description="Readiness evaluation period.")
+    telemetry_jetstream_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the streams' and durables' state is read from the server."
+    )
     telemetry_publish_every_s: float = Field(
         default=60.0, gt=0, description="Readiness is published on change and at least this often."
     )

@@ -25,8 +25,11 @@ from tradebus.events import (
     trace_id_for,
 )
 from tradebus.testing import admin_publisher, wait_for
+from tradebus.timeframes import datetime_to_ms
+from tradebus_risk.app import build_service
 from tradebus_risk.breaker import ACCOUNT, BreakerLimits, Breakers
 from tradebus_risk.rules import Reason, Verdict
+from tradebus_risk.settings import RiskSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import bar, plan, signal
@@ -218,21 +221,7 @@ async def test_a_critical_bar_and_a_live_stale_feed_trip_and_the_api_token_reset
             anonymous = await client.post("/v1/risk/breaker/reset", params={"scope": symbol})
             reset = await client.post("/v1/risk/breaker/reset", params={"scope": symbol}, headers=headers)
             after = (await client.get("/health/ready")).json()
-            issue = QualityIssueEvent.build(
-                event_id=f"quality:{symbol}:1m:stale:{symbol}",
-                source="telemetry",
-                trace_id=trace_id_for(symbol),
-                mode=Mode.LIVE,
-                data=QualityIssue(
-                    symbol=symbol,
-                    interval="1m",
-                    kind="stale",
-                    severity=Severity.CRITICAL,
-                    detail="no new live 1m bar for 612 s",
-                    bar_time=datetime.now(tz=UTC) - timedelta(seconds=672),
-                    detected_at=datetime.now(tz=UTC),
-                ),
-            )
+            issue = _stale_feed(symbol)
             await (await admin_publisher(service)).publish(subjects.quality(symbol), issue)
             events = await _breaker_events(seen, 3)
         decisions = await service.pool.fetch(
@@ -251,6 +240,46 @@ async def test_a_critical_bar_and_a_live_stale_feed_trip_and_the_api_token_reset
         ("breaker_closed", "manual_reset"),
         ("breaker_open", "data_quality"),
     ]
+
+
+def _stale_feed(symbol: str) -> QualityIssueEvent:
+    now = datetime.now(tz=UTC)
+    return QualityIssueEvent.build(
+        event_id=f"quality:{symbol}:1m:stale:{datetime_to_ms(now)}",
+        source="telemetry",
+        trace_id=trace_id_for(symbol),
+        mode=Mode.LIVE,
+        data=QualityIssue(
+            symbol=symbol,
+            interval="1m",
+            kind="stale",
+            severity=Severity.CRITICAL,
+            detail="no new live 1m bar for 612 s",
+            bar_time=now - timedelta(seconds=672),
+            detected_at=now,
+        ),
+    )
+
+
+async def test_issues_of_symbols_risk_does_not_trade_are_dropped_not_dead_lettered(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    settings = RiskSettings(nats_url=nats_url, database_url=database_url, risk_deliver_policy="new", symbols=(symbol,))
+    service = build_service(settings)
+    letters: list[bytes] = []
+
+    async def on_letter(msg) -> None:  # type: ignore[no-untyped-def]
+        letters.append(msg.data)
+
+    letters_sub = await js_client.subscribe("dlq.risk", cb=on_letter)
+    async with serving(service, js_client), collecting(js_client, symbol) as seen:
+        publisher = await admin_publisher(service)
+        await publisher.publish(subjects.quality("OTHERUSDT"), _stale_feed("OTHERUSDT"))
+        await publisher.publish(subjects.quality(symbol), _stale_feed(symbol))
+        events = await _breaker_events(seen, 1)  # after the other symbol's issue: one stream, in order
+        await js_client.flush()
+    await letters_sub.unsubscribe()
+    assert [e[:2] for e in events] == [("open", "data_quality")] and letters == []
 
 
 async def test_a_fast_equity_drop_trips_the_account_breaker(
@@ -301,9 +330,6 @@ async def test_a_fast_equity_drop_trips_the_account_breaker(
 
 
 async def test_the_asyncapi_document_lists_the_breaker_events_and_the_telemetry_inputs() -> None:
-    from tradebus_risk.app import build_service
-    from tradebus_risk.settings import RiskSettings
-
     service = build_service(RiskSettings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app()), base_url="http://risk") as client:
         document = (await client.get("/docs/asyncapi")).json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -50,6 +51,15 @@ ORDER_HOLD_SHOWN_S = 5.0
 """Readiness names a stream holding the event-time order back this long (or half the hold when
 that is shorter): less is the normal wait for the other symbols' bars of the same minute or the
 signal service."""
+
+
+def _traded(symbols: Sequence[str]) -> Callable[[str], bool] | None:
+    """Telemetry checks every symbol it sees: the issues of symbols risk does not trade are
+    dropped unread, not dead-lettered (they are not wrong, only not ours)."""
+    if not symbols:
+        return None
+    traded = frozenset(symbols)
+    return lambda subject: subject.rpartition(".")[2] in traded
 
 
 def build_service(settings: RiskSettings) -> Service:
@@ -131,6 +141,7 @@ def build_service(settings: RiskSettings) -> Service:
         stream="TELEMETRY",
         subject="telemetry.quality.*",
         model=QualityIssueEvent,
+        accept=_traded(settings.symbols),
         batch_size=100,
         deliver_policy=DeliverPolicy.NEW,  # a stale feed is live state: an old issue is no news
     )

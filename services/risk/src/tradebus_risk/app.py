@@ -34,7 +34,7 @@ from tradebus_risk.desk import Desk
 from tradebus_risk.gate import ReadinessGate
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.preflight import enforce
-from tradebus_risk.restart_check import RestartReport, check_all, closing_trades, latest_bars, restore_entry_prices
+from tradebus_risk.restart_check import RestartReport, check_restored, closing_trades
 from tradebus_risk.settings import RiskSettings
 from tradebus_risk.views import account_view, amount, breaker_view, position_view, restart_view, trade_view
 
@@ -159,15 +159,8 @@ def build_service(settings: RiskSettings) -> Service:
         for finding in warnings:
             log.warning("risk preflight", setting=finding.setting, finding=finding.message)
         await desk.repo.ensure_account()
-        book = await desk.repo.load_book(service.pool)  # the positions as restored, before anything moves them
-        latest = await latest_bars(service.broker.connection.jetstream(), sorted(book.holdings))
-        checks = check_all(book.holdings.values(), latest, book.bar_applied)
-        restart.checks = await restore_entry_prices(service.pool, checks)
+        restart.checks = await check_restored(desk.repo, service.broker.connection.jetstream())
         await desk.start()  # the shared consumer rewinds what a previous instance left unacked
-        for check in restart.checks:
-            emit = log.warning if check.flags else log.info
-            emit("restart check", symbol=check.symbol, position_id=check.position_id, flags=list(check.flags),
-                 detail=check.detail)  # fmt: skip
         metrics.set_breakers(await desk.breakers())
 
     @service.background

@@ -32,6 +32,7 @@ from tradebus.logging import get_logger
 from tradebus_risk.inbound import RiskBar, RiskBarEvent
 from tradebus_risk.precision import plain
 from tradebus_risk.records import Holding
+from tradebus_risk.repository import Repository
 
 log = get_logger(__name__)
 
@@ -147,3 +148,16 @@ async def latest_bars(js: Any, symbols: Iterable[str]) -> dict[str, RiskBar]:
         except Exception as exc:  # noqa: BLE001 - a missing or bad bar only means: use the mark
             log.info("restart check: no latest bar from the stream, using the mark", symbol=symbol, error=repr(exc))
     return found
+
+
+async def check_restored(repo: Repository, js: Any) -> list[PositionCheck]:
+    """The check of the positions as restored, before anything moves them: made, entry prices
+    restored, logged (a warning per flagged position)."""
+    book = await repo.load_book(repo.pool)
+    latest = await latest_bars(js, sorted(book.holdings))
+    checks = await restore_entry_prices(repo.pool, check_all(book.holdings.values(), latest, book.bar_applied))
+    for check in checks:
+        emit = log.warning if check.flags else log.info
+        emit("restart check", symbol=check.symbol, position_id=check.position_id, flags=list(check.flags),
+             detail=check.detail)  # fmt: skip
+    return checks

@@ -383,6 +383,13 @@ def trading_performance() -> Json:
             mappings=value_map((0, "ACTIVE", GREEN), (1, "FROZEN", RED)),
             steps=thresholds((None, GREEN), (1, RED)),
         ),
+        stat(
+            "Circuit breakers open",
+            target("count(tradebus_risk_breaker_open == 1) or vector(0)", "open"),
+            decimals=0,
+            steps=thresholds((None, GREEN), (1, RED)),
+            description="Symbols (or ACCOUNT) whose entries risk refuses; GET /v1/risk/breakers says why.",
+        ),
         timeseries("Equity", target("tradebus_risk_equity", "equity"), decimals=2),
         timeseries(
             "Equity drawdown",

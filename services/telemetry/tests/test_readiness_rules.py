@@ -81,7 +81,7 @@ def test_all_heartbeats_fresh_is_ready() -> None:
     points = _observe(_beats())
     assert _status(points) == "READY"
     assert points["feed_freshness"].detail == "no live feed yet"
-    assert len(points) - 1 == 6 + 6
+    assert len(points) - 1 == 6 + 7  # a heartbeat per service, and bus, database, feed, offline, risk x2, dlq
 
 
 def test_missing_or_old_heartbeat_blocks() -> None:
@@ -109,6 +109,12 @@ def test_offline_data_and_risk_halt_degrade() -> None:
     points = _observe(_beats(ingest={"feed": False}, risk={"trading": False}))
     assert (_status(points), _failing(points)) == ("DEGRADED", {"offline_data_source", "risk_trading"})
     assert _status(_observe(_beats(ingest={"feed": True}, risk={"trading": True}))) == "READY"
+
+
+def test_an_open_circuit_breaker_degrades() -> None:
+    points = _observe(_beats(risk={"trading": True, "breaker": False}))
+    assert (_status(points), _failing(points)) == ("DEGRADED", {"risk_breaker"})
+    assert _status(_observe(_beats(risk={"breaker": True}))) == "READY"
 
 
 def test_own_bus_and_database_block() -> None:

@@ -132,7 +132,7 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             assert "malformed" in dlq["detail"]
 
             points = (await http.get("/v1/failure-points")).json()
-            core = {"bus", "database", "feed_freshness", "offline_data_source", "risk_trading", "dlq"}
+            core = {"bus", "database", "feed_freshness", "offline_data_source", "risk_trading", "risk_breaker", "dlq"}
             assert {p["name"] for p in points} >= core | {f"heartbeat:{s}" for s in (*OTHERS, "telemetry")}
             assert all(p["detection"] and p["healing"] for p in points)  # feed_health:* too, once reported
             dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'

@@ -223,6 +223,16 @@ def ohlc_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) ->
     return None
 
 
+def critical_price_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) -> str | None:
+    """What makes a bar's prices a CRITICAL data-quality issue: inconsistent, or a low at or below
+    zero (a bar that decodes may still have a zero low). Telemetry reports it (`ohlc`); risk's
+    circuit breaker trips on it, judged on the bar itself in event time."""
+    problem = ohlc_problem(open_, high, low, close)
+    if problem is None and low <= 0:
+        problem = f"non-positive low {low}"
+    return problem
+
+
 _BAR_SPAN: Final[dict[str, timedelta]] = {iv: timedelta(milliseconds=close_time_ms(0, iv)) for iv in INTERVALS}
 """Close time minus open time of a bar of each interval (its length less one millisecond)."""
 
@@ -515,6 +525,23 @@ class Rejection(_Model):
 class RejectionEvent(Envelope):
     EVENT_TYPE: ClassVar[str] = "signal.rejected"
     data: Rejection
+
+
+class Breaker(_Model):
+    """A circuit breaker's change of state (risk): a trip, its cool-down ending, or a reset."""
+
+    scope: str = Field(description="A symbol, or ACCOUNT for the account-wide breaker (equity drop rate).")
+    state: Literal["closed", "open", "half_open"]
+    previous: Literal["closed", "open", "half_open"]
+    trigger: str = Field(description="fill_failures, data_quality, equity_drop, cooldown, probe_filled, manual_reset.")
+    detail: str
+    at: UtcDatetime = Field(description="Event time of the change (wall clock for a manual reset).")
+    reopens_at: UtcDatetime | None = Field(default=None, description="Open: when the cool-down ends (half-open).")
+
+
+class BreakerEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "breaker.changed"
+    data: Breaker
 
 
 # --------------------------------------------------------------------------- telemetry

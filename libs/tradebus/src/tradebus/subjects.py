@@ -37,6 +37,11 @@ def exec_rejected(symbol: str) -> str:
     return f"exec.rejected.{symbol}"
 
 
+def exec_breaker(scope: str) -> str:
+    """A symbol's circuit breaker, or the account-wide one (`ACCOUNT`)."""
+    return f"exec.breaker.{scope}"
+
+
 def quality(symbol: str) -> str:
     return f"telemetry.quality.{symbol}"
 

@@ -93,6 +93,7 @@ async def test_a_killed_and_a_hung_service_reach_the_webhook_by_severity_and_res
             **os.environ,
             "TRADEBUS_RUN_DIR": str(run.path),
             "TRADEBUS_LOCAL": "1",
+            "TRADEBUS_WATCHDOG": "0",  # the hang below must stay a hang (the watchdog: test_stack_e2e)
             "NATS_URL": nats_url,
             "DATABASE_URL": database_url,
             "SYMBOLS": "BTCUSDT",

@@ -7,10 +7,15 @@ that `down` leaves no process of the run behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shlex
 import signal
 import stat
+import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import nats
@@ -25,7 +30,7 @@ from tradebus.embedded import free_port
 from tradebus.natsauth import USERS, Credentials
 from tradebus.settings import SERVICES
 from tradebus.testing import wait_for
-from tradebus_cli.rundir import ProcessRef, RunDir
+from tradebus_cli.rundir import ProcessRef, RunDir, ServiceState
 from tradebus_cli.supervisor import NATS_LOGIN_VARIABLES
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +59,10 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         "BACKFILL_DAYS": "0.2",
         "HEARTBEAT_INTERVAL_S": "1",
         "COLUMNS": "200",
+        "TRADEBUS_WATCHDOG_INTERVAL_S": "0.5",
+        "TRADEBUS_WATCHDOG_MISSES": "2",
+        "TRADEBUS_WATCHDOG_GRACE_S": "3",
+        "TRADEBUS_SUPERVISOR_PORT": str(free_port()),
         **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
     }
     urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in SERVICES}
@@ -80,23 +89,41 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
             await wait_for(bars_flowing, timeout=30, what="1m bars on bars.1m.*")
             assert bars[0].subject == "bars.1m.BTCUSDT"
 
+            def replaced(
+                name: str, old: ProcessRef, healed: Callable[[ServiceState], bool]
+            ) -> Callable[[], Awaitable[bool]]:
+                """`name` runs as a new process, `healed` holds of its state, and it is ready."""
+
+                async def check() -> bool:
+                    now = run.read_state()
+                    current = now.services[name] if now else None
+                    if not current or not current.process or current.process.pid == old.pid:
+                        return False
+                    seen[f"{name} 1"] = current.process
+                    return healed(current) and await ready(client, urls[name])
+
+                return check
+
             victim = state.services["signal"].process
             assert victim is not None
             os.kill(victim.pid, signal.SIGKILL)
-
-            async def restarted() -> bool:
-                now = run.read_state()
-                current = now.services["signal"] if now else None
-                if not current or not current.process or current.process.pid == victim.pid:
-                    return False
-                seen["signal 1"] = current.process
-                return current.restarts >= 1 and await ready(client, urls["signal"])
-
+            restarted = replaced("signal", victim, lambda s: s.restarts >= 1)
             await wait_for(restarted, timeout=30, what="the killed signal service restarted and ready")
+
+            # a hang (SIGSTOP): it runs, so no exit to restart on; the watchdog's probes fail and it acts
+            hung = state.services["rollup"].process
+            assert hung is not None
+            os.kill(hung.pid, signal.SIGSTOP)
+            healed = replaced("rollup", hung, lambda s: bool(s.actions))
+            await wait_for(healed, timeout=60, what="the hung rollup killed by the watchdog, restarted and ready")
+            (action,) = run.read_state().services["rollup"].actions  # type: ignore[union-attr]
+            assert action.what == "killed to restart (SIGKILL)" and "/health/live failed 2 times" in action.why
+            counters = (await client.get(f"http://127.0.0.1:{env['TRADEBUS_SUPERVISOR_PORT']}/metrics")).text
+            assert 'tradebus_supervisor_watchdog_actions_total{service="rollup"} 1.0' in counters
 
         code, output = await cli("status", env=env)
         assert code == 0, output
-        assert "Readiness" in output
+        assert "Readiness" in output and "Self-healing" in output and "killed to restart" in output
 
         async def signalled() -> bool:
             code, _ = await cli("signal", "BTCUSDT", "--horizons", "5m,15m", "--json", env=env)
@@ -142,6 +169,13 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
     try:
         code, output = await cli("up", env=env)
         assert code == 0, output
+        # the database's line, pasted as it is, connects
+        pasted = next(line for line in output.splitlines() if line.startswith("PostgreSQL: "))
+        command = [*shlex.split(pasted.removeprefix("PostgreSQL: ")), "-tAc", "SELECT current_database()"]
+        psql = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(psql.communicate(), 30)
+        assert out.decode().strip() == urlsplit(database_url).path.lstrip("/"), err
+        assert "local mode runs no Grafana; Docker does" in output
         state = run.read_state()
         assert state is not None
         bus = state.deps["nats"]

@@ -65,10 +65,20 @@ class Dependency(BaseModel):
     """Where the local stack wrote this dependency's credentials (NATS: `<user>.password`, 0600)."""
 
 
+class HealingAction(BaseModel):
+    """What the supervisor did on its own to heal a process, and why (R-5.3)."""
+
+    at: str
+    what: str
+    why: str
+
+
 class ServiceState(BaseModel):
     url: str
     process: ProcessRef | None = None
     restarts: int = 0
+    actions: list[HealingAction] = Field(default_factory=list)
+    """The watchdog's latest actions on it (the last `ACTIONS_KEPT`)."""
 
 
 class StackState(BaseModel):

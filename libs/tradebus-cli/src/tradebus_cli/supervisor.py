@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Final
@@ -35,7 +36,8 @@ from tradebus_cli.deps import Embedded, redact
 from tradebus_cli.depwatch import WatchedDependency
 from tradebus_cli.processes import stop_processes
 from tradebus_cli.restart import RestartPolicy
-from tradebus_cli.rundir import Dependency, ProcessRef, RunDir, ServiceState, StackState
+from tradebus_cli.rundir import Dependency, HealingAction, ProcessRef, RunDir, ServiceState, StackState
+from tradebus_cli.watchdog import Watchdog, WatchdogPolicy
 
 log = get_logger("tradebus.supervisor")
 
@@ -44,6 +46,12 @@ RESTARTS = Counter(
     "Processes of the local stack started again after they exited (services, monitors, embedded deps).",
     ["service"],
 )
+WATCHDOG_ACTIONS = Counter(
+    "tradebus_supervisor_watchdog_actions_total",
+    "Services the watchdog killed to restart them: running, but /health/live failing (hung, or a consumer stalled).",
+    ["service"],
+)
+ACTIONS_KEPT: Final = 20
 SUPERVISOR_PORT_ENV: Final = "TRADEBUS_SUPERVISOR_PORT"
 SUPERVISOR_PORT: Final = 8088
 PROMETHEUS_PORT: Final = 9090
@@ -98,6 +106,7 @@ class Child:
     restarts: int = 0
     paused: bool = False
     """Stopped on request: its next start is no restart."""
+    actions: list[HealingAction] = field(default_factory=list)
 
 
 NATS_LOGIN_VARIABLES: Final = ("NATS_USER", "NATS_PASSWORD", "NATS_PASSWORD_FILE", "NATS_CREDENTIALS_DIR")
@@ -160,6 +169,9 @@ class Supervisor:
         self.paused = False
         for name in (*SERVICES, *(m.name for m in self.monitors), *(w.name for w in self.watched)):
             RESTARTS.labels(name)  # at 0 from the start, so increase() counts the first restart
+        self.watchdog = Watchdog(WatchdogPolicy.from_env(env), list(SERVICES))
+        for name in SERVICES:
+            WATCHDOG_ACTIONS.labels(name)
 
     def serve_metrics(self) -> None:
         """The restart counters on 127.0.0.1 (a thread of prometheus_client's); a port in use
@@ -214,6 +226,8 @@ class Supervisor:
             now = time.monotonic()
             changed = self.watch_dependencies(now)
             changed |= self.pause(now)
+            if self.watchdog.due(now):
+                changed |= self.heal(now)
             for child in self.supervised:
                 changed |= self.reap(child, now)
                 if child.process is None and now >= child.restart_at and not stop and not child.paused:
@@ -255,6 +269,36 @@ class Supervisor:
         self.paused = paused
         return changed
 
+    def heal(self, now: float) -> bool:
+        """Kill each service the watchdog finds running but not live (the restart path brings it
+        back); True when it acted or gave up on one."""
+        running = {
+            c.name: (url_for(c.name), c.started_at)
+            for c in self.children
+            if c.process and c.process.poll() is None and not c.paused  # a paused one is being stopped
+        }
+        verdicts = self.watchdog.round(now, running)
+        for child in self.children:
+            if child.name not in verdicts or child.process is None:
+                continue
+            why = verdicts[child.name]
+            if not why:
+                record = self.watchdog.records[child.name]
+                why = f"{record.last_failure}; {self.watchdog.policy.max_per_hour} restarts in the last hour already"
+                log.error("service not live; the watchdog leaves it (restart limit)", service=child.name, why=why)
+                self._record(child, "left running: restart limit reached", why)
+                continue
+            log.warning("service not live, the watchdog restarts it", service=child.name, why=why)
+            self._record(child, "killed to restart (SIGKILL)", why)
+            WATCHDOG_ACTIONS.labels(child.name).inc()
+            child.process.kill()
+        return bool(verdicts)
+
+    @staticmethod
+    def _record(child: Child, what: str, why: str) -> None:
+        child.actions = [*child.actions, HealingAction(at=datetime.now(tz=UTC).isoformat(), what=what, why=why)]
+        child.actions = child.actions[-ACTIONS_KEPT:]
+
     def watch_dependencies(self, now: float) -> bool:
         """Restart an embedded dependency that exited; True when its recorded pid changed."""
         changed = False
@@ -280,7 +324,8 @@ class Supervisor:
                 mode="local",
                 supervisor=self.me,
                 services={
-                    c.name: ServiceState(url=url_for(c.name), process=c.ref, restarts=c.restarts) for c in self.children
+                    c.name: ServiceState(url=url_for(c.name), process=c.ref, restarts=c.restarts, actions=c.actions)
+                    for c in self.children
                 },
                 monitors={
                     m.name: ServiceState(url=urls[m.name], process=m.ref, restarts=m.restarts) for m in self.monitors
@@ -351,6 +396,7 @@ def main() -> None:
         sys.exit(1)
     finally:
         if supervisor:
+            supervisor.watchdog.close()
             supervisor.stop_children()
         if resolved:
             resolved.embedded.stop()

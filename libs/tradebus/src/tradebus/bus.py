@@ -50,6 +50,7 @@ from pydantic import ValidationError
 from tradebus import metrics, subjects
 from tradebus.admission import DLQ_REASONS, Admission, Refusal, Screen
 from tradebus.events import Envelope
+from tradebus.feedhealth import feeds
 from tradebus.logging import get_logger, trace_context
 
 log = get_logger(__name__)
@@ -162,6 +163,7 @@ class Publisher:
     def __init__(self, nc: NatsClient, service: str, *, ack_timeout_s: float = PUBLISH_ACK_TIMEOUT_S) -> None:
         self._nc = nc
         self._service = service
+        self._feeds = feeds(service)
         self._ack_timeout_s = ack_timeout_s
         self._inbox: str | None = None
         self._waiting: dict[str, _Acks] = {}
@@ -178,9 +180,14 @@ class Publisher:
         await self.publish_encoded([(subject, payload, msg_id)])
 
     async def publish_encoded(self, messages: list[tuple[str, bytes, str]]) -> None:
-        """Publish encoded `(subject, payload, msg_id)` messages, in order, and wait for every ack."""
+        """Publish encoded `(subject, payload, msg_id)` messages, in order, and wait for every ack
+        (one call of the `bus` feed)."""
         if not messages:
             return
+        with self._feeds.call("bus"):
+            await self._publish_encoded(messages)
+
+    async def _publish_encoded(self, messages: list[tuple[str, bytes, str]]) -> None:
         inbox = self._inbox or await self._subscribe()
         batch = str(next(self._batches))
         acks = _Acks(len(messages), asyncio.get_running_loop().create_future())

@@ -49,7 +49,7 @@ DURABLES: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
     "ingest": (),
     "aggregator": (("BARS", "bars-1m"),),
     "signal": (("BARS", "bars"),),
-    "risk": (("SIGNALS", "signals"), ("BARS", "bars-1m")),
+    "risk": (("SIGNALS", "signals"), ("BARS", "bars-1m"), ("TELEMETRY", "readiness"), ("TELEMETRY", "quality")),
     "telemetry": (("TELEMETRY", "heartbeats"), ("BARS", "bars-1m")),
     "rollup": (("EXEC", "trades"),),
 }
@@ -57,8 +57,15 @@ DURABLES: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
 wildcards match whole tokens only, so each is listed: a consumer added without its line here is
 refused by the server, and its service's tests fail."""
 
+READS_LAST_OF: Final[Mapping[str, tuple[str, ...]]] = {"risk": ("BARS",)}
+"""Streams whose last message per subject a service reads (risk: each held symbol's latest bar at start)."""
+
 EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 """Streams a service follows with an ephemeral push consumer (telemetry watches every dead letter)."""
+
+JETSTREAM_OBSERVERS: Final = frozenset({"telemetry"})
+"""Services that read every stream's and durable's state (telemetry exports it: a crashed
+consumer's backlog stays visible). Reading reveals counts and positions, never messages."""
 
 EVENT_SUBJECTS: Final[tuple[str, ...]] = tuple(subject for spec in subjects.STREAMS for subject in spec.subjects)
 PASSWORD_BYTES: Final = 32
@@ -103,6 +110,9 @@ def permissions(user: str) -> dict[str, list[str]] | None:
             f"CONSUMER.DELETE.{stream}.{own}", f"CONSUMER.MSG.NEXT.{stream}.{own}",
         )  # fmt: skip
         publish.append(f"$JS.ACK.{stream}.{own}.>")
+    if user in JETSTREAM_OBSERVERS:
+        publish += _api("STREAM.NAMES", "STREAM.LIST", "CONSUMER.NAMES.*", "CONSUMER.LIST.*")
+    publish += _api(*(f"STREAM.MSG.GET.{stream}" for stream in READS_LAST_OF.get(user, ())))
     for stream in EPHEMERALS_ON.get(user, ()):
         publish += _api(f"CONSUMER.CREATE.{stream}", f"CONSUMER.CREATE.{stream}.*", f"CONSUMER.CREATE.{stream}.*.>")
         publish += _api(f"CONSUMER.INFO.{stream}.*", f"CONSUMER.DELETE.{stream}.*")

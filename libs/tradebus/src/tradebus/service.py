@@ -22,7 +22,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -30,16 +30,17 @@ import nats
 import nats.errors
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from faststream.nats import JStream, NatsBroker
 from faststream.security import SASLPlaintext
-from faststream.specification import AsyncAPI, get_asyncapi_html
+from faststream.specification import AsyncAPI
 from nats.js.api import DeliverPolicy
 
-from tradebus import db, metrics, natsauth, subjects
+from tradebus import apidocs, db, metrics, natsauth, subjects
 from tradebus.admission import Admission, Screen
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
+from tradebus.feedhealth import feeds
 from tradebus.lease import InstanceLease, LeaseLost
 from tradebus.logging import configure_logging, get_logger
 from tradebus.settings import Settings, port_for
@@ -54,11 +55,13 @@ CORE_CHECKS: Final = ("bus", "database", "consumers", "lease")
 FENCED_EXIT_CODE: Final = 75
 """Exit status of a process fenced off by another instance's take-over (its supervisor restarts
 it, as a standby)."""
-ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/openapi.json")
+ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json")
 """Routes a standby serves too; the service's own answer 503 until it is active."""
 EXIT_LOGIN_REFUSED: Final = 78
 """Exit code (EX_CONFIG) of a service whose NATS credentials are refused: restarting will not help."""
 STOP_TIMEOUT_S: Final = 10.0
+LAG_POLL_S: Final = 5.0
+"""How often each durable's backlog is read from the server (the lag gauge, stall detection)."""
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 """Collector thresholds once a service runs: every decoded message allocates a few dozen objects,
 and with the default (700, 10, 10) the collector rescans the long-lived state (series, books,
@@ -108,6 +111,8 @@ class Service:
         self._pool: asyncpg.Pool | None = None
         self._publisher: Publisher | None = None
         self._consumers: list[BatchConsumer[Any]] = []
+        self._backlog_since: dict[str, datetime] = {}
+        """When each consumer's durable was first seen with a backlog (cleared once it has none)."""
         self._own_process = False
         """Set by `run`: the process is this service's alone, so its collector may be tuned."""
         self._checks: dict[str, tuple[CheckFn, bool]] = {}
@@ -402,6 +407,7 @@ class Service:
                     started_at=self.started_at,
                     status=status,
                     checks={k: v.ok for k, v in checks.items()},
+                    feeds=feeds(self.name).snapshots(),
                 ),
             )
             try:
@@ -421,7 +427,25 @@ class Service:
                     log.debug("consumer lag unknown", consumer=consumer.name, error=repr(exc))
                     continue
                 metrics.CONSUMER_LAG.labels(self.name, consumer.name).set(lag)
-            await asyncio.sleep(5.0)
+                if lag:
+                    self._backlog_since.setdefault(consumer.name, datetime.now(tz=UTC))
+                else:
+                    self._backlog_since.pop(consumer.name, None)
+            await asyncio.sleep(LAG_POLL_S)
+
+    def stalled(self) -> list[str]:
+        """Consumers that have had a backlog and handled nothing for `consumer_stall_s` (a stuck
+        handler, a dead pull loop), while they may run (a standby's gate is closed on purpose)."""
+        now = datetime.now(tz=UTC)
+        limit = timedelta(seconds=self.settings.consumer_stall_s)
+        return [
+            consumer.name
+            for consumer in self._consumers
+            if (since := self._backlog_since.get(consumer.name)) is not None
+            and now - since > limit
+            and now - (consumer.last_batch_at or self.started_at) > limit
+            and (consumer.gate is None or consumer.gate.is_set())
+        ]
 
     # ----------------------------------------------------------------- health
     async def readiness(self) -> tuple[str, dict[str, CheckResult]]:
@@ -457,7 +481,7 @@ class Service:
         if self._pool is None:
             return CheckResult(False, "database pool not open")
         try:
-            await db.ping(self._pool)
+            await db.ping(self._pool, service=self.name)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return CheckResult(False, f"database unreachable: {exc!r}")
         return CheckResult(True, "database answers")
@@ -502,8 +526,10 @@ class Service:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=f"tradebus {self.name}", version=self.version, lifespan=lifespan)
+        title = f"tradebus {self.name}"
+        app = FastAPI(title=title, version=self.version, lifespan=lifespan, docs_url=None, redoc_url=None)
         app.include_router(self.router)
+        apidocs.mount(app, title, self._asyncapi)
 
         @app.middleware("http")
         async def standby_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -513,8 +539,13 @@ class Service:
             return JSONResponse({"detail": (await self._lease_check()).detail}, status_code=503)
 
         @app.get("/health/live", tags=["health"])
-        async def live() -> dict[str, str]:
-            return {"service": self.name, "status": "ok"}
+        async def live() -> JSONResponse:
+            """200 while the process works; 503 when a consumer is stalled with every dependency up
+            (a restart may help; it cannot while the database or the bus is down)."""
+            if (stalled := self.stalled()) and (await self.readiness())[0] != "down":
+                detail = f"no progress for {self.settings.consumer_stall_s:.0f} s with a backlog: {', '.join(stalled)}"
+                return JSONResponse({"service": self.name, "status": "stalled", "detail": detail}, status_code=503)
+            return JSONResponse({"service": self.name, "status": "ok"})
 
         @app.get("/health/ready", tags=["health"])
         async def ready() -> JSONResponse:
@@ -530,14 +561,6 @@ class Service:
         async def prometheus_metrics() -> Response:
             body, content_type = metrics.render_latest()
             return Response(body, media_type=content_type)
-
-        @app.get("/docs/asyncapi", tags=["docs"])
-        async def asyncapi_json() -> JSONResponse:
-            return JSONResponse(self._asyncapi().to_jsonable())
-
-        @app.get("/docs/asyncapi.html", tags=["docs"], response_class=HTMLResponse)
-        async def asyncapi_html() -> str:
-            return get_asyncapi_html(self._asyncapi())
 
         return app
 

@@ -10,7 +10,7 @@ SOURCES := $(foreach p,$(PACKAGES),$(p)/src)
 MODULES := tradebus tradebus_cli $(foreach s,$(notdir $(wildcard services/*)),tradebus_$(s))
 space := $(subst ,, )
 
-.PHONY: venv up down status logs test test-chaos bench lint format clean
+.PHONY: venv up down status logs backup restore test test-chaos bench lint format clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,14 @@ status: venv
 
 logs: venv
 	$(BIN)/tradebus logs
+
+# One archive of every schema and stream (backups/); `make restore ARCHIVE=...` into an empty stack.
+backup: venv
+	$(BIN)/tradebus backup
+
+restore: venv
+	@test -n "$(ARCHIVE)" || { echo "usage: make restore ARCHIVE=backups/tradebus-....tar"; exit 2; }
+	$(BIN)/tradebus restore "$(ARCHIVE)"
 
 test: venv
 	$(BIN)/python -m pytest

@@ -26,6 +26,9 @@ BAD_INPUT = {
     "replay": (["replay", "missing.csv", "--speed", "fast"], {}, "Invalid value for --speed"),
     "replay-file": (["replay", "/nonexistent/BTCUSDT-1m.csv"], {}, "kline file not found"),
     "bench": (["bench", "--only", "nosuch"], {}, "unknown benchmark(s) nosuch"),
+    "backup": (["backup", "--output", "/proc/nope/x.tar"], {}, "cannot write an archive to /proc/nope/x.tar"),
+    "restore": (["restore", "/nonexistent/backup.tar"], {}, "cannot read /nonexistent/backup.tar"),
+    "restore-not-a-backup": (["restore", "/dev/null"], {}, "/dev/null is truncated or not a tar archive"),
     "unknown command": (["nosuch"], {}, "No such command 'nosuch'"),
 }
 

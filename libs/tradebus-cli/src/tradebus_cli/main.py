@@ -172,6 +172,33 @@ def backfill(
 
 
 @app.command()
+def backup(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Directory (default: <repo>/backups) or .tar file name.")
+    ] = None,
+) -> None:
+    """Write one archive of the stack: every service schema (pg_dump) and every JetStream stream."""
+    from pathlib import Path
+
+    from tradebus_cli.backup.command import backup_command
+
+    raise typer.Exit(backup_command(Path(output) if output else None, console))
+
+
+@app.command()
+def restore(
+    archive: Annotated[str, typer.Argument(help="An archive written by `tradebus backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a target that already holds data.")] = False,
+) -> None:
+    """Bring an empty stack (fresh database and NATS) to the state of ARCHIVE; services resume from it."""
+    from pathlib import Path
+
+    from tradebus_cli.backup.command import restore_command
+
+    raise typer.Exit(restore_command(Path(archive), force, console))
+
+
+@app.command()
 def replay(
     files: Annotated[list[str], typer.Argument(help="Binance 1m kline CSV or zip files (globs allowed).")],
     speed: Annotated[str, typer.Option(help="'max', or a multiple of real time such as 60.")] = "max",

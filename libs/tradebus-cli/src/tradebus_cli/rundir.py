@@ -90,6 +90,8 @@ class StackState(BaseModel):
     monitors_skipped: dict[str, str] = Field(default_factory=dict)
     """Why a monitor does not run (not installed, port in use, switched off)."""
     deps: dict[str, Dependency] = Field(default_factory=dict)
+    paused: bool = False
+    """Every service is stopped on request (`RunDir.pause_file`) and none is started until it goes."""
 
     def processes(self) -> dict[str, ProcessRef]:
         """Every process of the run by a readable name: supervisor, services, monitors, embedded deps."""
@@ -123,6 +125,12 @@ class RunDir:
     def credentials(self) -> Path:
         """Where `tradebus up` writes the embedded NATS's credentials (a directory of mode 0700)."""
         return self.path / "credentials"
+
+    @property
+    def pause_file(self) -> Path:
+        """While it exists the supervisor keeps the services stopped, dependencies running
+        (`tradebus restore` replaces their data under them)."""
+        return self.path / "services.paused"
 
     @property
     def logs(self) -> Path:

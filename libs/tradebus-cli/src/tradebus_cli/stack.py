@@ -120,6 +120,17 @@ def _up_local(console: Console, run: RunDir) -> None:
         raise
 
 
+def wait_ready(console: Console, run: RunDir) -> int:
+    """Wait for the running stack's services to be ready again (after `restore` resumed them)."""
+    try:
+        asyncio.run(_wait_ready(console, run, None))
+    except StackError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        return 1
+    console.print("[bold green]services ready[/]")
+    return 0
+
+
 async def _wait_ready(console: Console, run: RunDir, supervisor: subprocess.Popen[bytes] | None) -> None:
     """Show progress until every service answers ready; StackError on timeout or supervisor exit."""
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -184,6 +195,8 @@ def status(console: Console, run: RunDir | None = None) -> int:
         console.print(deps_table(state.deps))
         for line in connect_lines(state.deps):
             console.print(line, soft_wrap=True, highlight=False)
+    if run.pause_file.exists():
+        console.print(f"[bold yellow]services paused by `tradebus restore` (delete {run.pause_file} to resume)[/]")
     if state and state.mode == "local":
         console.print(monitors_table(state))
     elif state and state.mode == "docker":

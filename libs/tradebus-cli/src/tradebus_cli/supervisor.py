@@ -104,6 +104,8 @@ class Child:
     delay_s: float | None = None
     restart_at: float = 0.0
     restarts: int = 0
+    paused: bool = False
+    """Stopped on request: its next start is no restart."""
     actions: list[HealingAction] = field(default_factory=list)
 
 
@@ -164,6 +166,7 @@ class Supervisor:
             alertmanager_port=int(env.get("TRADEBUS_ALERTMANAGER_PORT") or ALERTMANAGER_PORT),
         )  # fmt: skip
         self.monitors = [Child(m.name, command=m.command) for m in self.monitoring.monitors]
+        self.paused = False
         for name in (*SERVICES, *(m.name for m in self.monitors), *(w.name for w in self.watched)):
             RESTARTS.labels(name)  # at 0 from the start, so increase() counts the first restart
         self.watchdog = Watchdog(WatchdogPolicy.from_env(env), list(SERVICES))
@@ -192,8 +195,8 @@ class Supervisor:
         child.started_at = time.monotonic()
 
     def reap(self, child: Child, now: float) -> bool:
-        """If `child` exited, schedule its restart; True when something changed."""
-        if child.process is None or (code := child.process.poll()) is None:
+        """If `child` exited, schedule its restart; True when something changed (a paused one: `pause`)."""
+        if child.paused or child.process is None or (code := child.process.poll()) is None:
             return False
         uptime = now - child.started_at
         child.process = child.ref = None
@@ -222,11 +225,12 @@ class Supervisor:
         while not stop:
             now = time.monotonic()
             changed = self.watch_dependencies(now)
+            changed |= self.pause(now)
             if self.watchdog.due(now):
                 changed |= self.heal(now)
             for child in self.supervised:
                 changed |= self.reap(child, now)
-                if child.process is None and now >= child.restart_at and not stop:
+                if child.process is None and now >= child.restart_at and not stop and not child.paused:
                     self.start(child)
                     child.restarts += 1
                     RESTARTS.labels(child.name).inc()
@@ -237,11 +241,41 @@ class Supervisor:
             time.sleep(TICK_S)
         log.info("stopping stack", signal=stop.signal)
 
+    def pause(self, now: float) -> bool:
+        """Stop every service while the run's pause file exists, start them again (no restart
+        counted) once it is gone; True when something changed."""
+        wanted = self.run.pause_file.exists()
+        changed = False
+        for child in self.children:
+            if wanted and not child.paused:
+                child.paused = True
+                if child.process is not None:
+                    child.process.terminate()
+                    child.restart_at = now + STOP_GRACE_S  # SIGKILL after the grace period
+                log.info("service paused", service=child.name)
+            elif wanted and child.process is not None and now >= child.restart_at:
+                child.process.kill()
+            if wanted and child.process is not None and child.process.poll() is not None:
+                child.process = child.ref = None
+                changed = True
+            if not wanted and child.paused:
+                child.paused, child.restart_at = False, 0.0
+                if child.process is None:
+                    self.start(child)
+                    log.info("service resumed", service=child.name)
+                changed = True
+        paused = wanted and all(c.process is None for c in self.children)
+        changed |= paused != self.paused
+        self.paused = paused
+        return changed
+
     def heal(self, now: float) -> bool:
         """Kill each service the watchdog finds running but not live (the restart path brings it
         back); True when it acted or gave up on one."""
         running = {
-            c.name: (url_for(c.name), c.started_at) for c in self.children if c.process and c.process.poll() is None
+            c.name: (url_for(c.name), c.started_at)
+            for c in self.children
+            if c.process and c.process.poll() is None and not c.paused  # a paused one is being stopped
         }
         verdicts = self.watchdog.round(now, running)
         for child in self.children:
@@ -298,6 +332,7 @@ class Supervisor:
                 },
                 monitors_skipped=dict(self.monitoring.skipped),
                 deps=self.deps,
+                paused=self.paused,
             )
         )
 
@@ -317,7 +352,9 @@ class Supervisor:
 
 
 def stop_leftovers(run: RunDir) -> None:
-    """Stop what a killed supervisor left running (they hold the ports and the embedded data)."""
+    """Stop what a killed supervisor left running (they hold the ports and the embedded data), and
+    forget a pause a killed restore left behind (it paused the previous supervisor's services)."""
+    run.pause_file.unlink(missing_ok=True)
     previous = run.read_state()
     if previous and previous.mode == "local":
         stopped = stop_processes(previous.processes(), grace_s=STOP_GRACE_S)

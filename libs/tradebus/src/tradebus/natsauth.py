@@ -29,7 +29,8 @@ from tradebus.settings import SERVICES, Settings
 from tradebus.timeframes import HIGHER_INTERVALS
 
 READER: Final = "reader"
-"""The CLI's and `tradebus tail`'s user: subscribes to events, reads JetStream state, publishes none."""
+"""The CLI's and `tradebus tail`'s user: subscribes to events, reads JetStream state and snapshots
+streams (`tradebus backup`), publishes none."""
 ADMIN: Final = "admin"
 """Everything: for the tests' own publishing and an operator's repairs; no service runs as it."""
 USERS: Final[tuple[str, ...]] = (*SERVICES, READER, ADMIN)
@@ -92,9 +93,10 @@ def permissions(user: str) -> dict[str, list[str]] | None:
     if user == READER:
         reads = _api(
             "INFO", "STREAM.NAMES", "STREAM.LIST", "STREAM.INFO.*", "CONSUMER.NAMES.*", "CONSUMER.LIST.*",
-            "CONSUMER.INFO.*.*",
+            "CONSUMER.INFO.*.*", "STREAM.SNAPSHOT.*",
         )  # fmt: skip
-        return {"publish": reads, "subscribe": [*EVENT_SUBJECTS, inbox]}
+        snapshot_acks = "$JS.SNAPSHOT.ACK.>"  # `tradebus backup`: flow control of a snapshot's chunks
+        return {"publish": [*reads, snapshot_acks], "subscribe": [*EVENT_SUBJECTS, inbox]}
     if user not in PUBLISHES:
         raise KeyError(f"unknown NATS user {user!r}; one of {', '.join(USERS)}")
     publish = [*PUBLISHES[user], subjects.heartbeat(user), subjects.dlq(user), *_api("INFO")]

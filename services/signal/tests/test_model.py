@@ -113,7 +113,7 @@ def test_state_thresholds(score: float, agreement: float, state: SignalState) ->
     assert state_of(ConsensusScore(score, direction, 0.5, agreement), PARAMS) is state
 
 
-def test_long_plan_geometry_and_exact_risk_reward() -> None:
+def test_long_plan_geometry_on_the_tick_and_its_risk_reward() -> None:
     entry, atr = Decimal("100.10"), Decimal("0.7")
     plan = trade_plan(Direction.LONG, entry, atr, [], PARAMS)
     assert plan is not None and not plan.swing_target
@@ -121,6 +121,18 @@ def test_long_plan_geometry_and_exact_risk_reward() -> None:
     assert p.stop == entry - 2 * atr < entry
     assert p.targets == [entry + Decimal("1.5") * 2 * atr, entry + Decimal("2.5") * 2 * atr]
     assert p.risk_reward == (p.targets[0] - entry) / (entry - p.stop) == Decimal("1.5")
+    assert str(p.risk_reward) == "1.5000"
+
+
+def test_levels_are_rounded_to_the_entrys_tick_and_never_onto_it() -> None:
+    """A trader reads (and an exchange takes) prices on the tick: 33568.45, not 33568.45472040090.
+    The ratio stays the model's, so a minimum of 1.5 passes a 1.5 multiple."""
+    entry, atr = Decimal("33568.45"), Decimal("123.4567891")
+    p = trade_plan(Direction.LONG, entry, atr, [], PARAMS).plan  # type: ignore[union-attr]
+    assert (p.stop, p.targets) == (Decimal("33321.54"), [Decimal("33938.82"), Decimal("34185.73")])
+    assert p.risk_reward == Decimal("1.5000") >= Decimal("1.5")
+    tiny = trade_plan(Direction.SHORT, Decimal("0.00002345"), Decimal("0.000000001"), [], PARAMS).plan  # type: ignore[union-attr]
+    assert tiny.stop == Decimal("0.00002346") and tiny.targets == [Decimal("0.00002344")]  # one tick off, merged
 
 
 def test_short_plan_has_stop_above_entry() -> None:

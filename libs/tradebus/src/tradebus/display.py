@@ -1,7 +1,7 @@
 """Numbers as a trader reads them, for text meant for people (the CLI, a signal's explanation):
-prices on the symbol's tick, ratios to a few decimals. Display only: the structured fields of
-events and APIs keep the exact decimals money is computed with (a stop of 33568.45472040090
-sizes the position; `33568.45` is what a person reads)."""
+prices on the symbol's tick, ratios to a few decimals. A signal's plan is itself on the tick
+(tradebus_signal.plan); fills, cash and P&L keep the exact decimals money is computed with
+(risk's money policy)."""
 
 from __future__ import annotations
 

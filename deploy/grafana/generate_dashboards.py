@@ -552,7 +552,8 @@ def data_quality_readiness() -> Json:
         bars(
             "Quality issues by symbol and kind (time range)",
             target(
-                f"sum by (symbol, kind) (round(increase(tradebus_telemetry_quality_issues_total{{{SYMBOL}}}[$__range])))",
+                "sum by (symbol, kind) "
+                f"(round(increase(tradebus_telemetry_quality_issues_total{{{SYMBOL}}}[$__range])))",
                 "{{symbol}} {{kind}}",
                 instant=True,
             ),

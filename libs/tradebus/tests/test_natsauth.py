@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from tradebus import natsauth, subjects
 from tradebus.bus import ensure_streams
 from tradebus.natsauth import ADMIN, READER, USERS, Credentials
-from tradebus.settings import SERVICES
+from tradebus.settings import CONSOLE, SERVICES
 from tradebus.testing import wait_for
 
 OWN_SUBJECTS = {
@@ -114,9 +114,11 @@ async def test_a_service_cannot_publish_another_services_subjects(
     await _nothing_stored(nats_url, [s for s in forbidden if s.endswith(".FORGED")])
 
 
-async def test_the_reader_cannot_publish_any_event_subject(connect_as: Connect, nats_url: str) -> None:
-    client, errors = await connect_as(READER)
-    every = [subject for service in SERVICES for subject in own(service)]
+@pytest.mark.parametrize("user", [READER, CONSOLE])
+async def test_readers_cannot_publish_any_event_subject(connect_as: Connect, nats_url: str, user: str) -> None:
+    """Neither the CLI's reader nor the console publishes anything: not even a heartbeat of its own."""
+    client, errors = await connect_as(user)
+    every = [subject for service in SERVICES for subject in own(service)] + [subjects.heartbeat(CONSOLE)]
     for subject in every:
         await client.publish(subject, b"{}")
     await client.flush()
@@ -233,3 +235,24 @@ def _now(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return condition()
 
     return check
+
+
+async def test_the_console_follows_events_and_reads_last_messages_but_makes_no_consumer(connect_as: Connect) -> None:
+    """The console's user: core subscriptions and last-message reads; creating a consumer is refused,
+    so it can leave no durable behind and ack nothing for a service."""
+    console, errors = await connect_as(CONSOLE)
+    ingest, _ = await connect_as("signal")
+    await ensure_streams(ingest.jetstream())
+    seen: list[str] = []
+
+    async def on_signal(msg: nats.aio.msg.Msg) -> None:
+        seen.append(msg.subject)
+
+    await console.subscribe("signals.*", cb=on_signal)
+    await console.flush()
+    await ingest.jetstream().publish("signals.CONSOLESEES", b"{}", timeout=5)
+    await wait_for(_now(lambda: "signals.CONSOLESEES" in seen), timeout=5, what="the console sees a signal")
+    last = await console.jetstream().get_last_msg("SIGNALS", "signals.CONSOLESEES")
+    assert last.data == b"{}"
+    with pytest.raises(nats.errors.Error):
+        await console.jetstream().add_consumer("SIGNALS", durable_name="console-sneaky", timeout=2)

@@ -25,14 +25,14 @@ from urllib.parse import urlsplit, urlunsplit
 import nats.errors as nats_errors
 
 from tradebus import subjects
-from tradebus.settings import SERVICES, Settings
+from tradebus.settings import CONSOLE, SERVICES, Settings
 from tradebus.timeframes import HIGHER_INTERVALS
 
 READER: Final = "reader"
 """The CLI's and `tradebus tail`'s user: subscribes to events, reads JetStream state, publishes none."""
 ADMIN: Final = "admin"
 """Everything: for the tests' own publishing and an operator's repairs; no service runs as it."""
-USERS: Final[tuple[str, ...]] = (*SERVICES, READER, ADMIN)
+USERS: Final[tuple[str, ...]] = (*SERVICES, CONSOLE, READER, ADMIN)
 
 PUBLISHES: Final[Mapping[str, tuple[str, ...]]] = {
     "ingest": ("bars.1m.*",),
@@ -58,6 +58,11 @@ refused by the server, and its service's tests fail."""
 
 EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 """Streams a service follows with an ephemeral push consumer (telemetry watches every dead letter)."""
+
+CONSOLE_FOLLOWS: Final = ("bars.*.*", "signals.*", "exec.*.*", subjects.READINESS, "rollups.*")
+"""What the console subscribes to (core subscriptions: no consumer of its own is left behind)."""
+CONSOLE_LAST_OF: Final = ("SIGNALS", "EXEC", "TELEMETRY")
+"""Streams whose last message per subject the console reads when it has no snapshot (a read)."""
 
 EVENT_SUBJECTS: Final[tuple[str, ...]] = tuple(subject for spec in subjects.STREAMS for subject in spec.subjects)
 PASSWORD_BYTES: Final = 32
@@ -88,6 +93,9 @@ def permissions(user: str) -> dict[str, list[str]] | None:
             "CONSUMER.INFO.*.*",
         )  # fmt: skip
         return {"publish": reads, "subscribe": [*EVENT_SUBJECTS, inbox]}
+    if user == CONSOLE:  # publishes no subject: only read requests to the JetStream API
+        reads = _api("INFO", *(f"STREAM.MSG.GET.{stream}" for stream in CONSOLE_LAST_OF))
+        return {"publish": reads, "subscribe": [*CONSOLE_FOLLOWS, inbox]}
     if user not in PUBLISHES:
         raise KeyError(f"unknown NATS user {user!r}; one of {', '.join(USERS)}")
     publish = [*PUBLISHES[user], subjects.heartbeat(user), subjects.dlq(user), *_api("INFO")]

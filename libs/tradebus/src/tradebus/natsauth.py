@@ -61,7 +61,7 @@ EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 
 CONSOLE_FOLLOWS: Final = ("bars.*.*", "signals.*", "exec.*.*", subjects.READINESS, "rollups.*")
 """What the console subscribes to (core subscriptions: no consumer of its own is left behind)."""
-CONSOLE_LAST_OF: Final = ("SIGNALS", "EXEC", "TELEMETRY")
+CONSOLE_LAST_OF: Final = ("SIGNALS", "EXEC")
 """Streams whose last message per subject the console reads when it has no snapshot (a read)."""
 
 EVENT_SUBJECTS: Final[tuple[str, ...]] = tuple(subject for spec in subjects.STREAMS for subject in spec.subjects)

@@ -27,6 +27,7 @@ from nats.aio.client import Client
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
 from tradebus.natsauth import ADMIN, Credentials, Login, with_login
 from tradebus.testing import close_admin_clients
+from tradebus.testing.redisserver import RedisServer
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -143,3 +144,16 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
 def data_dir() -> Path:
     """The repository's tests/data folder (real Binance captures, see its SOURCES.md)."""
     return Path(__file__).resolve().parents[5] / "tests" / "data"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own on a free port, which the test may stop and start again."""
+    try:
+        server = RedisServer(tmp_path / "redis").start()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()

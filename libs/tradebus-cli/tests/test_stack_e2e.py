@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 
 from tradebus.embedded import free_port
 from tradebus.natsauth import USERS, Credentials
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus.testing import wait_for
 from tradebus_cli.rundir import ProcessRef, RunDir
 from tradebus_cli.supervisor import NATS_LOGIN_VARIABLES
@@ -36,7 +36,7 @@ TRADEBUS = str(Path(sys.executable).parent / "tradebus")
 
 
 def _missing_services() -> list[str]:
-    return [s for s in SERVICES if importlib.util.find_spec(f"tradebus_{s}.__main__") is None]
+    return [s for s in PROCESSES if importlib.util.find_spec(f"tradebus_{s}.__main__") is None]
 
 
 async def _cli(*args: str, env: dict[str, str], timeout: float = 90.0) -> tuple[int, str]:
@@ -77,9 +77,9 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         "BACKFILL_DAYS": "0.2",
         "HEARTBEAT_INTERVAL_S": "1",
         "COLUMNS": "200",
-        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in PROCESSES},
     }
-    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in SERVICES}
+    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in PROCESSES}
     seen: dict[str, ProcessRef] = {}
     try:
         code, output = await _cli("up", env=env)
@@ -91,7 +91,7 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         assert not state.deps["nats"].embedded and not state.deps["postgres"].embedded
         seen["supervisor"] = state.supervisor
         seen |= {f"{name} 0": s.process for name, s in state.services.items() if s.process}
-        assert len(seen) == 1 + len(SERVICES)
+        assert len(seen) == 1 + len(PROCESSES)
 
         async with httpx.AsyncClient(timeout=2) as client:
             for url in urls.values():
@@ -159,7 +159,7 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
         "BACKFILL_DAYS": "0.05",
         "HEARTBEAT_INTERVAL_S": "1",
         "COLUMNS": "200",
-        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in PROCESSES},
     }
     try:
         code, output = await _cli("up", env=env)

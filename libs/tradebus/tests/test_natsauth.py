@@ -240,7 +240,7 @@ def _now(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 async def test_the_console_follows_events_and_reads_last_messages_but_makes_no_consumer(connect_as: Connect) -> None:
     """The console's user: core subscriptions and last-message reads; creating a consumer is refused,
     so it can leave no durable behind and ack nothing for a service."""
-    console, errors = await connect_as(CONSOLE)
+    console, _ = await connect_as(CONSOLE)
     ingest, _ = await connect_as("signal")
     await ensure_streams(ingest.jetstream())
     seen: list[str] = []

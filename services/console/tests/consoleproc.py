@@ -23,11 +23,14 @@ class ConsoleProcess:
         self.env = {**os.environ, **env, "TRADEBUS_CONSOLE_PORT": str(self.port), "LOG_LEVEL": "INFO"}
         self.process: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> ConsoleProcess:
+    def spawn(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tradebus_console"], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
+
+    async def start(self) -> ConsoleProcess:
+        self.spawn()
 
         async def live() -> bool:
             assert self.process is not None and self.process.poll() is None, self.log.read_text()[-3000:]

@@ -36,16 +36,32 @@ def signal_event(symbol: str, n: int, *, explanation: str = "trend up on 1h and 
             direction=Direction.LONG,
             confidence=Decimal("0.71"),
             horizons=[
-                HorizonSignal(interval="5m", direction=Direction.LONG, strength=Decimal("0.4"), confidence=Decimal("0.6"), bars=300),
-                HorizonSignal(interval="1h", direction=Direction.LONG, strength=Decimal("0.55"), confidence=Decimal("0.7"), bars=48),
-                HorizonSignal(interval="4h", direction=Direction.FLAT, strength=Decimal("0.1"), confidence=Decimal("0.3"), bars=12),
+                HorizonSignal(
+                    interval="5m",
+                    direction=Direction.LONG,
+                    strength=Decimal("0.4"),
+                    confidence=Decimal("0.6"),
+                    bars=300,
+                ),
+                HorizonSignal(
+                    interval="1h",
+                    direction=Direction.LONG,
+                    strength=Decimal("0.55"),
+                    confidence=Decimal("0.7"),
+                    bars=48,
+                ),
+                HorizonSignal(
+                    interval="4h", direction=Direction.FLAT, strength=Decimal("0.1"), confidence=Decimal("0.3"), bars=12
+                ),
             ],
             consensus=Consensus(
                 consensus_direction=Direction.LONG,
                 consensus_confidence=Decimal("0.66"),
                 agreement_score=Decimal("0.6667"),
             ),
-            plan=TradePlan(entry=price, stop=price - 300, targets=[price + 450, price + 900], risk_reward=Decimal("1.5")),
+            plan=TradePlan(
+                entry=price, stop=price - 300, targets=[price + 450, price + 900], risk_reward=Decimal("1.5")
+            ),
             explanation=explanation,
             model=ModelInfo(version="test", hash="0" * 8),
         ),

@@ -26,7 +26,7 @@ SNAPSHOT_KEY = "tradebus:console:snapshot"
 
 def console_env(nats_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     return {
-        "NATS_URL": nats_url.split("@")[-1] if "@" in nats_url else nats_url,
+        "NATS_URL": nats_url.rsplit("@", maxsplit=1)[-1] if "@" in nats_url else nats_url,
         "REDIS_URL": redis_url,
         "SYMBOLS": "BTCUSDT",
         **{f"CONSOLE_{s.upper()}_URL": dead_url() for s in ("aggregator", "risk", "telemetry", "rollup")},
@@ -147,7 +147,11 @@ async def test_rate_limits_hold_across_two_console_processes(
 ) -> None:
     """Each process alone would allow 10 a minute; together they allow 10, because Redis holds the window."""
     env = console_env(
-        private_nats_url, private_redis.url, RATE_LIMIT_PER_CLIENT="10", RATE_LIMIT_PER_TOKEN="4", RATE_LIMIT_WINDOW_S="60"
+        private_nats_url,
+        private_redis.url,
+        RATE_LIMIT_PER_CLIENT="10",
+        RATE_LIMIT_PER_TOKEN="4",
+        RATE_LIMIT_WINDOW_S="60",
     )
     a = await ConsoleProcess(tmp_path, env, "a").start()
     b = await ConsoleProcess(tmp_path, env, "b").start()
@@ -170,7 +174,11 @@ async def test_a_token_has_its_own_window_across_processes(
     private_nats_url: str, private_redis: RedisServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     env = console_env(
-        private_nats_url, private_redis.url, RATE_LIMIT_PER_CLIENT="1000", RATE_LIMIT_PER_TOKEN="4", RATE_LIMIT_WINDOW_S="60"
+        private_nats_url,
+        private_redis.url,
+        RATE_LIMIT_PER_CLIENT="1000",
+        RATE_LIMIT_PER_TOKEN="4",
+        RATE_LIMIT_WINDOW_S="60",
     )
     a = await ConsoleProcess(tmp_path, env, "a").start()
     b = await ConsoleProcess(tmp_path, env, "b").start()
@@ -209,4 +217,3 @@ async def _subscribed(http: httpx.AsyncClient, console: ConsoleProcess) -> bool:
 
 async def _is(value: object, expected: object) -> bool:
     return await value == expected  # type: ignore[misc]
-

@@ -1,7 +1,7 @@
 """The local stack supervisor (`python -m tradebus_cli.supervisor`, started detached by `tradebus up`).
 
 It resolves NATS / PostgreSQL / Redis (embedding the first two when they do not answer), runs
-the six services as child processes, restarts any that exits with backoff — the embedded
+the six services and the console as child processes, restarts any that exits with backoff — the embedded
 nats-server and PostgreSQL too (`depwatch`) — and keeps `state.json` current. On SIGTERM/SIGINT
 it stops the children (SIGKILL after a grace period), then the embedded dependencies it
 started, and removes its pid file.
@@ -24,7 +24,7 @@ from typing import Final
 from tradebus.logging import configure_logging, get_logger
 from tradebus.natsauth import Credentials
 from tradebus.service import EXIT_LOGIN_REFUSED
-from tradebus.settings import SERVICES, port_for, url_for
+from tradebus.settings import PROCESSES, port_for, url_for
 from tradebus_cli import deps
 from tradebus_cli.deps import Embedded, redact
 from tradebus_cli.depwatch import WatchedDependency
@@ -96,7 +96,7 @@ def stack_env(base: Mapping[str, str], resolved: Mapping[str, Dependency]) -> di
     env["DATABASE_URL"] = resolved["postgres"].url
     env["REDIS_URL"] = resolved["redis"].url
     env["PYTHONUNBUFFERED"] = "1"
-    for service in SERVICES:
+    for service in PROCESSES:
         env[f"TRADEBUS_{service.upper()}_PORT"] = str(port_for(service))
     return env
 
@@ -107,7 +107,7 @@ def service_logins(nats: Dependency) -> dict[str, dict[str, str]]:
     if not nats.credentials_dir:
         return {}
     credentials = Credentials(Path(nats.credentials_dir))
-    return {name: {"NATS_USER": name, "NATS_PASSWORD": credentials.password(name)} for name in SERVICES}
+    return {name: {"NATS_USER": name, "NATS_PASSWORD": credentials.password(name)} for name in PROCESSES}
 
 
 class Supervisor:
@@ -124,7 +124,7 @@ class Supervisor:
         self.deps = {name: dep.model_copy(update={"url": redact(dep.url)}) for name, dep in deps.items()}
         self.logins = service_logins(deps["nats"])
         self.policy = policy
-        self.children = [Child(name) for name in SERVICES]
+        self.children = [Child(name) for name in PROCESSES]
         self.me = ProcessRef.of(os.getpid())
         dep_policy = dependency_policy(env)
         servers = {"nats": embedded.nats, "postgres": embedded.postgres} if embedded else {}

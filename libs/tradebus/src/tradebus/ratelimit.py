@@ -94,7 +94,7 @@ class RateLimiter:
             return Verdict(True)
         window_ms = int(self.limits.window_s * 1000)
         keys = [key for key, _ in windows]
-        args = [window_ms, uuid.uuid4().hex, *(limit for _, limit in windows)]
+        args: list[int | str] = [window_ms, uuid.uuid4().hex, *(limit for _, limit in windows)]
         wait_ms = await self.link.call(lambda _: self._script(keys=keys, args=args))
         if wait_ms is None:
             return self._admit_locally(windows)

@@ -71,4 +71,3 @@ def _redacted(url: str) -> str:
     if "@" not in rest:
         return url
     return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
-

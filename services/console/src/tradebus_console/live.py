@@ -9,6 +9,7 @@ leaves nothing behind on the server and never acknowledges a message for a servi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any, Final
@@ -69,10 +70,8 @@ class Console:
 
     async def stop(self) -> None:
         for sub in self._subscriptions:
-            try:
+            with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
-            except nats.errors.Error:
-                pass
         self.hub.close()
         if self._dirty.is_set():
             await self.store.save(self.view())
@@ -129,7 +128,9 @@ class Console:
 
     async def reconcile_loop(self) -> None:
         """Rebuild from the services' APIs until they answer (once); the snapshot is served meanwhile."""
-        while not await self.reconcile():
+        while True:
+            if await self.reconcile():
+                break
             await asyncio.sleep(RECONCILE_RETRY_S)
         self.reconciled = True
         if self.source == "empty":

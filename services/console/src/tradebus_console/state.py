@@ -98,7 +98,9 @@ class LiveState:
             )
         if isinstance(event, RejectionEvent):
             r = event.data
-            return self._decision(event.event_id, event.emitted_at.isoformat(), r.symbol, "rejected", r.reason, r.detail)
+            return self._decision(
+                event.event_id, event.emitted_at.isoformat(), r.symbol, "rejected", r.reason, r.detail
+            )
         if isinstance(event, TradeEvent):
             return self._trade(event)
         if isinstance(event, ReadinessEvent):

@@ -93,8 +93,9 @@ class LiveState:
         if isinstance(event, OrderEvent):
             order = event.data
             outcome = "accepted" if order.purpose == "entry" else "exit"
+            detail = f"{order.side.value} {order.quantity}"
             return self._decision(
-                event.event_id, order.submitted_at.isoformat(), order.symbol, outcome, order.reason, order.side.value
+                event.event_id, order.submitted_at.isoformat(), order.symbol, outcome, order.reason, detail
             )
         if isinstance(event, RejectionEvent):
             r = event.data

@@ -168,7 +168,7 @@ function drawMarkers() {
   }
   markers.setMarkers([...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([time, m]) => {
     const buy = m.state.endsWith("BUY");
-    return { time, position: buy ? "belowBar" : "aboveBar", shape: buy ? "arrowUp" : "arrowDown", color: buy ? css("--up") : css("--down"), text: m.state.replace("_", " ") };
+    return { time, position: buy ? "belowBar" : "aboveBar", shape: buy ? "arrowUp" : "arrowDown", color: buy ? css("--up") : css("--down"), text: m.state.startsWith("STRONG") ? "strong" : "" };
   }));
 }
 

@@ -301,6 +301,19 @@ async def test_the_console_page_in_a_browser(
         )
         assert await page.evaluate("window.__sameDocument") is True
 
+        # the one mutating action: risk reset with the admin token, sent once and kept nowhere
+        await page.click("#reset")
+        await page.fill("#reset-token", "wrong-token")
+        await page.click("#reset-form button[type=submit]")
+        await expect(page.locator("#reset-result")).to_contain_text("refused (401)")
+        await page.fill("#reset-token", "browser-token")
+        await page.click("#reset-form button[type=submit]")
+        await expect(page.locator("#reset-result")).to_have_text("risk reset: trading resumes")
+        assert await page.input_value("#reset-token") == ""
+        kept = await page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
+        assert "browser-token" not in kept
+        await page.click("#reset-cancel")
+
         # a string with HTML in it is shown as text, never run or parsed
         await page.goto(f"{console}/?symbol=%3Cimg%20src%3Dx%3E&interval=1h")
         await expect(page.locator("#chart-message")).to_contain_text("<img src=x>")

@@ -48,7 +48,7 @@ class Hub:
     def _drop(self, queue: asyncio.Queue[bytes | None]) -> None:
         """Stop feeding `queue`; its stream ends once it reads the end marker."""
         self._clients.discard(queue)
-        while queue.full():
+        while not queue.empty():  # what it has not read is stale: it reconnects for a snapshot
             queue.get_nowait()
         queue.put_nowait(None)
 

@@ -17,6 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tradebus import metrics
 from tradebus.redislink import RedisLink
 
 KEY_PREFIX: Final = "tradebus:ratelimit"
@@ -115,3 +120,32 @@ class RateLimiter:
         for key, _ in windows:
             self._local[key].append(now)
         return Verdict(True, shared=False)
+
+
+class RateLimitMiddleware:
+    """Plain ASGI (no per-chunk cost on a streamed answer, unlike `@app.middleware`): judge each
+    request to a limited path, answer `429` with `Retry-After` when a window is full."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, unlimited: tuple[str, ...]) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.unlimited = unlimited
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope["path"]).startswith(self.unlimited):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        verdict = await self.limiter.admit(
+            client[0] if client else "unknown", Headers(scope=scope).get("authorization")
+        )
+        if verdict.allowed:
+            await self.app(scope, receive, send)
+            return
+        metrics.RATE_LIMITED.labels(self.limiter.service).inc()
+        refusal = JSONResponse(
+            {"detail": f"rate limit exceeded; retry in {verdict.retry_after_s} s"},
+            status_code=429,
+            headers={"Retry-After": str(verdict.retry_after_s)},
+        )
+        await refusal(scope, receive, send)

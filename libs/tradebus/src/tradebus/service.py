@@ -47,7 +47,7 @@ from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, e
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.lease import InstanceLease, LeaseLost
 from tradebus.logging import configure_logging, get_logger
-from tradebus.ratelimit import Limits, RateLimiter
+from tradebus.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from tradebus.redislink import RedisLink
 from tradebus.settings import Settings, port_for
 from tradebus.timeframes import datetime_to_ms
@@ -539,27 +539,15 @@ class Service:
         app = FastAPI(title=f"tradebus {self.name}", version=self.version, lifespan=lifespan)
         app.include_router(self.router)
 
-        @app.middleware("http")
         async def standby_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             waiting = self._standby is not None and not self._active
             if not (waiting or self._fenced) or request.url.path.startswith(ALWAYS_SERVED):
                 return await call_next(request)
             return JSONResponse({"detail": (await self._lease_check()).detail}, status_code=503)
 
-        @app.middleware("http")
-        async def rate_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            if request.url.path.startswith(UNLIMITED):
-                return await call_next(request)
-            client = request.client.host if request.client else "unknown"
-            verdict = await self.limiter.admit(client, request.headers.get("authorization"))
-            if verdict.allowed:
-                return await call_next(request)
-            metrics.RATE_LIMITED.labels(self.name).inc()
-            return JSONResponse(
-                {"detail": f"rate limit exceeded; retry in {verdict.retry_after_s} s"},
-                status_code=429,
-                headers={"Retry-After": str(verdict.retry_after_s)},
-            )
+        if not self.observer:  # an observer is never a standby
+            app.middleware("http")(standby_guard)
+        app.add_middleware(RateLimitMiddleware, limiter=self.limiter, unlimited=UNLIMITED)
 
         @app.get("/health/live", tags=["health"])
         async def live() -> dict[str, str]:

@@ -65,9 +65,12 @@ class Hub:
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                if frame is None:
+                frames = [frame]
+                while not queue.empty():  # whatever queued meanwhile goes in the same chunk
+                    frames.append(queue.get_nowait())
+                if None in frames:
                     return
-                yield frame
+                yield b"".join(frames)  # type: ignore[arg-type]
         finally:
             self._clients.discard(queue)
             metrics.CLIENTS.set(len(self._clients))

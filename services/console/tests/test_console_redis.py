@@ -7,6 +7,7 @@ of the test's own; no service API answers, so whatever a restarted console shows
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -142,20 +143,27 @@ async def test_without_redis_the_console_keeps_serving_degraded_with_limits_in_p
         assert console.stop() in (0, -15)
 
 
+@contextlib.asynccontextmanager
+async def two_consoles(
+    nats_url: str, redis: RedisServer, logs: Path, per_client: int, per_token: int
+) -> AsyncIterator[tuple[ConsoleProcess, ConsoleProcess]]:
+    """Two console processes sharing one Redis, with a minute's window of the given limits."""
+    limits = {"RATE_LIMIT_PER_CLIENT": str(per_client), "RATE_LIMIT_PER_TOKEN": str(per_token)}
+    env = console_env(nats_url, redis.url, RATE_LIMIT_WINDOW_S="60", **limits)
+    a = await ConsoleProcess(logs, env, "a").start()
+    b = await ConsoleProcess(logs, env, "b").start()
+    try:
+        yield a, b
+    finally:
+        assert a.stop() in (0, -15)
+        assert b.stop() in (0, -15)
+
+
 async def test_rate_limits_hold_across_two_console_processes(
     private_nats_url: str, private_redis: RedisServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     """Each process alone would allow 10 a minute; together they allow 10, because Redis holds the window."""
-    env = console_env(
-        private_nats_url,
-        private_redis.url,
-        RATE_LIMIT_PER_CLIENT="10",
-        RATE_LIMIT_PER_TOKEN="4",
-        RATE_LIMIT_WINDOW_S="60",
-    )
-    a = await ConsoleProcess(tmp_path, env, "a").start()
-    b = await ConsoleProcess(tmp_path, env, "b").start()
-    try:
+    async with two_consoles(private_nats_url, private_redis, tmp_path, per_client=10, per_token=4) as (a, b):
         statuses = []
         for n in range(10):
             statuses.append((await http.get(f"{(a if n % 2 else b).url}/v1/console/state")).status_code)
@@ -165,24 +173,12 @@ async def test_rate_limits_hold_across_two_console_processes(
             assert refused.status_code == 429, "the other process's requests did not count"
             assert 1 <= int(refused.headers["retry-after"]) <= 60
             assert (await http.get(f"{console.url}/metrics")).status_code == 200  # scrapes are never limited
-    finally:
-        assert a.stop() in (0, -15)
-        assert b.stop() in (0, -15)
 
 
 async def test_a_token_has_its_own_window_across_processes(
     private_nats_url: str, private_redis: RedisServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    env = console_env(
-        private_nats_url,
-        private_redis.url,
-        RATE_LIMIT_PER_CLIENT="1000",
-        RATE_LIMIT_PER_TOKEN="4",
-        RATE_LIMIT_WINDOW_S="60",
-    )
-    a = await ConsoleProcess(tmp_path, env, "a").start()
-    b = await ConsoleProcess(tmp_path, env, "b").start()
-    try:
+    async with two_consoles(private_nats_url, private_redis, tmp_path, per_client=1000, per_token=4) as (a, b):
         token = {"Authorization": "Bearer not-a-real-token"}
         statuses = [(await http.get(f"{c.url}/v1/console/state", headers=token)).status_code for c in (a, b, a, b, a)]
         assert statuses == [200, 200, 200, 200, 429]
@@ -191,9 +187,6 @@ async def test_a_token_has_its_own_window_across_processes(
         assert (await http.get(f"{b.url}/v1/console/state", headers=other)).status_code == 200
         raw_keys = await _redis_keys(private_redis.url)
         assert not any(b"not-a-real-token" in key for key in raw_keys), "a token was stored in redis"
-    finally:
-        assert a.stop() in (0, -15)
-        assert b.stop() in (0, -15)
 
 
 async def _redis_keys(url: str) -> list[bytes]:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tradebus.embedded import free_port
+from tradebus.embedded import free_port, terminate
 
 START_TIMEOUT_S = 10.0
 
@@ -55,11 +55,6 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
         self.process = None

@@ -25,6 +25,8 @@ from tradebus import metrics
 from tradebus.redislink import RedisLink
 
 KEY_PREFIX: Final = "tradebus:ratelimit"
+MAX_LOCAL_KEYS: Final = 10_000
+"""In-process windows kept before the idle ones are dropped (bounded memory without Redis)."""
 
 # KEYS: one sorted set per window; ARGV: window ms, a unique member, then each key's limit.
 # Admits only when every window has room, and then records the request in each (all or nothing).
@@ -119,6 +121,8 @@ class RateLimiter:
             return Verdict(False, max(1, math.ceil(wait)), shared=False)
         for key, _ in windows:
             self._local[key].append(now)
+        if len(self._local) > MAX_LOCAL_KEYS:  # many clients while Redis is down: forget the idle ones
+            self._local = {k: t for k, t in self._local.items() if t and t[-1] > horizon}
         return Verdict(True, shared=False)
 
 

@@ -7,7 +7,9 @@ of the test's own; no service API answers, so whatever a restarted console shows
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,6 +106,35 @@ async def test_a_killed_console_restarts_serving_its_redis_snapshot(
         assert snapshot["signals"]["BTCUSDT"]["event_id"] == event_id  # type: ignore[index]
     finally:
         assert second.stop() in (0, -15)
+
+
+async def test_sigterm_ends_open_streams_at_once(
+    private_nats_url: str, private_redis: RedisServer, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """uvicorn waits for open answers before it shuts down (20 s); a live stream never ends by itself."""
+    console = await ConsoleProcess(tmp_path, console_env(private_nats_url, private_redis.url)).start()
+    ended = asyncio.Event()
+
+    async def listen() -> None:
+        async with http.stream("GET", f"{console.url}/v1/console/stream") as response:
+            async for _ in response.aiter_lines():
+                pass
+        ended.set()
+
+    task = asyncio.create_task(listen())
+    try:
+        await wait_for(lambda: _clients(http, console, 1), timeout=10, what="the stream open")
+        assert console.process is not None
+        console.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(ended.wait(), timeout=5)
+        assert console.process.wait(10) in (0, -signal.SIGTERM)
+    finally:
+        task.cancel()
+        console.stop()
+
+
+async def _clients(http: httpx.AsyncClient, console: ConsoleProcess, n: int) -> bool:
+    return f"tradebus_console_clients {n}.0" in (await http.get(f"{console.url}/metrics")).text
 
 
 async def test_without_redis_the_console_keeps_serving_degraded_with_limits_in_process(

@@ -35,6 +35,7 @@ log = get_logger(__name__)
 ACCOUNT_KINDS: Final = frozenset({"position", "equity", "decision"})
 """Deltas after which the account (equity, cash, P&L, drawdown) is read again from risk."""
 RECONCILE_RETRY_S: Final = 2.0
+RECONCILE_MAX_RETRY_S: Final = 30.0
 PENDING_MSGS: Final = 200_000
 """Per subscription; a replay at full speed bursts bars faster than a browser needs them."""
 
@@ -128,10 +129,12 @@ class Console:
 
     async def reconcile_loop(self) -> None:
         """Rebuild from the services' APIs until they answer (once); the snapshot is served meanwhile."""
+        delay = RECONCILE_RETRY_S
         while True:
             if await self.reconcile():
                 break
-            await asyncio.sleep(RECONCILE_RETRY_S)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONCILE_MAX_RETRY_S)
         self.reconciled = True
         if self.source == "empty":
             self.source = "services"

@@ -121,6 +121,10 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             await wait_for(lambda: last_published(published, "DEGRADED"), what="DEGRADED published")
 
             checks["ingest"]["feed"] = True
+            checks["risk"] = {"bus": True, "redis": False}
+            redis = await readiness_becomes(http, "DEGRADED", {"redis"})  # never BLOCKED
+            assert "risk" in next(p["detail"] for p in redis["failure_points"] if p["name"] == "redis")
+            checks["risk"]["redis"] = True
             await readiness_becomes(http, "READY", set())
             await wait_for(lambda: last_published(published, "READY"), what="READY published")
             await nc.jetstream().publish(
@@ -131,7 +135,7 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             assert "malformed" in dlq["detail"]
 
             points = (await http.get("/v1/failure-points")).json()
-            assert len(points) == 12 and all(p["detection"] and p["healing"] for p in points)
+            assert len(points) == 13 and all(p["detection"] and p["healing"] for p in points)
             dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'
             await wait_for(lambda: shows(http, dlq_down), what="dlq metric")
             assert 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0' in (await http.get("/metrics")).text

@@ -418,7 +418,9 @@ class Service:
 
     async def _heartbeat(self) -> None:
         beat = 0
-        while True:
+        # Not `while True`: Python 3.11's wait_for (the readiness checks) can swallow the stop's
+        # cancellation, and a heartbeat loop left running beats on a closed connection forever.
+        while not self.stopping.is_set():
             status, checks = await self.readiness()
             metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
             event = HeartbeatEvent.build(
@@ -442,7 +444,7 @@ class Service:
 
     async def _watch_lag(self) -> None:
         js = self.broker.connection.jetstream()
-        while True:
+        while not self.stopping.is_set():
             for consumer in self._consumers:
                 try:
                     lag = await consumer_lag(js, consumer)

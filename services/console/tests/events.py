@@ -18,6 +18,11 @@ from tradebus.events import (
 )
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
+HORIZONS = (
+    ("5m", Direction.LONG, "0.4", "0.6", 300),
+    ("1h", Direction.LONG, "0.55", "0.7", 48),
+    ("4h", Direction.FLAT, "0.1", "0.3", 12),
+)
 
 
 def signal_event(symbol: str, n: int, *, explanation: str = "trend up on 1h and 4h") -> SignalEvent:
@@ -36,23 +41,8 @@ def signal_event(symbol: str, n: int, *, explanation: str = "trend up on 1h and 
             direction=Direction.LONG,
             confidence=Decimal("0.71"),
             horizons=[
-                HorizonSignal(
-                    interval="5m",
-                    direction=Direction.LONG,
-                    strength=Decimal("0.4"),
-                    confidence=Decimal("0.6"),
-                    bars=300,
-                ),
-                HorizonSignal(
-                    interval="1h",
-                    direction=Direction.LONG,
-                    strength=Decimal("0.55"),
-                    confidence=Decimal("0.7"),
-                    bars=48,
-                ),
-                HorizonSignal(
-                    interval="4h", direction=Direction.FLAT, strength=Decimal("0.1"), confidence=Decimal("0.3"), bars=12
-                ),
+                HorizonSignal(interval=i, direction=d, strength=Decimal(st), confidence=Decimal(c), bars=n)
+                for i, d, st, c, n in HORIZONS
             ],
             consensus=Consensus(
                 consensus_direction=Direction.LONG,

@@ -16,7 +16,10 @@ class ConsoleSettings(Settings):
     console_rollup_url: str = Field(default_factory=lambda: url_for("rollup"))
     console_snapshot_key: str = "tradebus:console:snapshot"
     console_snapshot_interval_s: float = Field(
-        default=0.25, gt=0, description="At most one snapshot write per interval (the latest state wins)."
+        default=1.0,
+        gt=0,
+        description="At most one snapshot write per interval (the latest state wins; a kill loses at most this, "
+        "and the APIs fill most of it back in).",
     )
     console_account_interval_s: float = Field(
         default=0.5, gt=0, description="At most one account refresh from risk per interval, after exec events."

@@ -25,7 +25,10 @@ def sse(kind: str, data: Any) -> bytes:
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, coalesce_s: float = 0.0) -> None:
+        self.coalesce_s = coalesce_s
+        """How long a client's first pending delta waits for others to share its write: each write
+        is a system call, and those dominate the console's CPU per event (docs/BENCHMARKS.md)."""
         self._clients: set[asyncio.Queue[bytes | None]] = set()
 
     @property
@@ -65,6 +68,8 @@ class Hub:
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
+                if frame is not None and self.coalesce_s > 0:
+                    await asyncio.sleep(self.coalesce_s)
                 frames = [frame]
                 while not queue.empty():  # whatever queued meanwhile goes in the same chunk
                     frames.append(queue.get_nowait())

@@ -45,7 +45,7 @@ class Console:
         self.service = service
         self.settings = settings
         self.state = LiveState()
-        self.hub = Hub()
+        self.hub = Hub(settings.console_push_coalesce_s)
         self.store = SnapshotStore(service.redis, settings.console_snapshot_key)
         self.upstream = Upstream(settings)
         self.source = "empty"

@@ -25,3 +25,6 @@ class ConsoleSettings(Settings):
         default=0.5, gt=0, description="At most one account refresh from risk per interval, after exec events."
     )
     console_upstream_timeout_s: float = Field(default=5.0, gt=0)
+    console_push_coalesce_s: float = Field(
+        default=0.025, ge=0, description="Deltas arriving within this of a client's first pending one share its write."
+    )

@@ -32,6 +32,27 @@ from tradebus.testing.redisserver import RedisServer
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+TEST_RATE_LIMIT = "1000000"
+"""Requests a minute a test's services allow one client: every stack of a run (and every run on
+the machine) shares the machine's Redis windows, and tests poll at 20 Hz; the tests of the limits
+set their own."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _generous_rate_limits() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in ("RATE_LIMIT_PER_CLIENT", "RATE_LIMIT_PER_TOKEN")}
+    for name in saved:
+        os.environ[name] = TEST_RATE_LIMIT
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def nats_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credentials]:
     """Every NATS user's password for this run (files of mode 0600), exported to the services

@@ -14,12 +14,17 @@ space := $(subst ,, )
 
 venv: $(STAMP)
 
+# The first time this takes a few minutes (about 150 packages); pip shows what it is doing.
 $(STAMP): $(MANIFESTS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "tradebus needs Python >= 3.11 (set PYTHON=)"; exit 1; }
+	@echo "==> make venv [1/3]: creating the Python environment in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	@echo "==> make venv [2/3]: upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> make venv [3/3]: installing tradebus and its dependencies (a few minutes the first time)"
+	$(BIN)/python -m pip install --progress-bar on -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
 	@touch $@
+	@echo "==> make venv: done; the command line is $(BIN)/tradebus"
 
 up: venv
 	$(BIN)/tradebus up

@@ -366,7 +366,7 @@ def trading_performance() -> Json:
         Row("Account (risk)"),
         stat("Equity", target("tradebus_risk_equity", "equity"), decimals=2, steps=thresholds((None, BLUE))),
         gauge(
-            "Drawdown",
+            "Equity drawdown",
             target("tradebus_risk_drawdown_ratio", "drawdown"),
             unit="percentunit",
             min=0,
@@ -383,13 +383,20 @@ def trading_performance() -> Json:
             mappings=value_map((0, "ACTIVE", GREEN), (1, "FROZEN", RED)),
             steps=thresholds((None, GREEN), (1, RED)),
         ),
+        stat(
+            "Circuit breakers open",
+            target("count(tradebus_risk_breaker_open == 1) or vector(0)", "open"),
+            decimals=0,
+            steps=thresholds((None, GREEN), (1, RED)),
+            description="Symbols (or ACCOUNT) whose entries risk refuses; GET /v1/risk/breakers says why.",
+        ),
         timeseries("Equity", target("tradebus_risk_equity", "equity"), decimals=2),
         timeseries(
-            "Drawdown",
-            target("tradebus_risk_drawdown_ratio", "risk (live)"),
-            target("tradebus_rollup_drawdown_ratio", "rollup (closed trades)"),
+            "Equity drawdown",
+            target("tradebus_risk_drawdown_ratio", "below peak equity"),
             unit="percentunit",
             steps=drawdown_steps,
+            description="(peak equity - equity) / peak equity of the paper account, marked at each 1m bar.",
         ),
         Row("Decisions and fills"),
         bars(
@@ -595,15 +602,51 @@ def infrastructure() -> Json:
             target(f"sum by (subject) (rate(tradebus_bus_messages_in_total{{{SERVICE}}}[{RATE}]))", "{{subject}}"),
             unit="cps",
         ),
+        Row("Bus (NATS JetStream, as the server counts it; read by telemetry)"),
         timeseries(
-            "Consumer lag",
-            target(f"tradebus_consumer_lag_messages{{{SERVICE}}}", "{{service}}/{{consumer}}"),
+            "Durable backlog",
+            target("max by (consumer) (tradebus_jetstream_consumer_pending_messages)", "{{consumer}}"),
             steps=thresholds((None, GREEN), (10000, RED)),
             decimals=0,
-            width=24,
-            description="Messages pending per durable consumer (ConsumerLagHigh alerts above 10000 for 5 min).",
+            description="Messages not yet delivered to each durable, from the server: a dead consumer's backlog "
+            "stays here (ConsumerLagHigh above 10000 for 5 min).",
+        ),
+        timeseries(
+            "Delivered, not acked",
+            target("max by (consumer) (tradebus_jetstream_consumer_ack_pending_messages)", "{{consumer}}"),
+            decimals=0,
+            description="ConsumerNotProgressing fires when a durable has a backlog and its ack floor stands still.",
+        ),
+        timeseries(
+            "Redeliveries",
+            target(
+                f"max by (consumer) (increase(tradebus_jetstream_consumer_redelivered_messages[{RATE}]))",
+                "{{consumer}}",
+            ),
+            decimals=0,
+        ),
+        timeseries(
+            "Stream size",
+            target("max by (stream) (tradebus_jetstream_stream_messages)", "{{stream}}"),
+            decimals=0,
         ),
         Row("Database (PostgreSQL)"),
+        stat(
+            "PostgreSQL",
+            target('pg_up{job="postgres"}', "postgres"),
+            mappings=value_map((1, "UP", GREEN), (0, "DOWN", RED)),
+            steps=thresholds((None, RED), (1, GREEN)),
+            description="From postgres-exporter (compose); local mode has no exporter: see the services' "
+            "database checks (DatabaseUnreachable).",
+        ),
+        stat("Connections", target('sum(pg_stat_database_numbackends{job="postgres"})', "connections"), decimals=0),
+        stat(
+            "NATS connections",
+            target('gnatsd_varz_connections{job="nats"}', "connections"),
+            decimals=0,
+            description="From prometheus-nats-exporter (compose).",
+        ),
+        stat("NATS memory", target('gnatsd_varz_mem{job="nats"}', "memory"), unit="bytes"),
         quantiles("Query latency (p50, p99)", "tradebus_db_query_duration_seconds", SERVICE, "service, query"),
         timeseries(
             "Queries per second",

@@ -52,6 +52,7 @@ TABLES: Final = (
     TableSpec("risk.positions", ("symbol",)),
     TableSpec("risk.account", ("id",), ("updated_at", "version")),
     TableSpec("risk.symbol_state", ("symbol",)),
+    TableSpec("risk.breaker", ("scope",)),
     TableSpec("risk.inbox", ("event_id",), ("received_at",), ("payload",)),
     TableSpec("risk.outbox", ("event_id",), ("seq", "created_at", "sent_at"), ("payload",)),
     TableSpec("rollup.trades", ("trade_id",), ("received_at",)),

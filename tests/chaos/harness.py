@@ -111,6 +111,7 @@ class ChaosStack:
             **os.environ,
             "TRADEBUS_RUN_DIR": str(run.path),
             "TRADEBUS_LOCAL": "1",
+            "TRADEBUS_MONITORING": "0",  # Prometheus and Alertmanager: test_alert_routing.py
             "NATS_URL": f"nats://127.0.0.1:{free_port()}",
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/tradebus",
             "SYMBOLS": ",".join(SYMBOLS),

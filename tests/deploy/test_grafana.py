@@ -83,3 +83,17 @@ def test_committed_dashboards_match_their_generator() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_drawdown_panels_show_the_equity_drawdown_only(dashboards: dict[str, dict[str, Any]]) -> None:
+    """'Drawdown' means the fall of equity from its peak (a fraction): rollup's P&L give-back is
+    another figure with another name, and never shares a drawdown panel."""
+    found = [
+        (p["title"], [t["expr"] for t in p["targets"]])
+        for board in dashboards.values()
+        for p in panels(board)
+        if "drawdown" in p["title"].lower()
+    ]
+    assert found, "no drawdown panel"
+    for title, expressions in found:
+        assert title == "Equity drawdown" and expressions == ["tradebus_risk_drawdown_ratio"], (title, expressions)

@@ -13,8 +13,9 @@ from prometheus_client.metrics import MetricWrapperBase
 from tradebus import metrics as shared_metrics
 
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"
-# Families from Prometheus itself, prometheus_client's default process collector and redis_exporter.
-STANDARD = re.compile(r"^(up|process_[a-z_]+|redis_[a-z_]+)$")
+# Families from Prometheus itself, prometheus_client's default process collector, redis_exporter,
+# postgres-exporter and prometheus-nats-exporter.
+STANDARD = re.compile(r"^(up|process_[a-z_]+|redis_[a-z_]+|pg_[a-z_]+|gnatsd_[a-z_]+)$")
 TARGET_LABELS = {"job", "instance"}
 SERIES_SUFFIXES = ("_bucket", "_sum", "_count", "_created")
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"}

@@ -20,6 +20,8 @@ REQUIRED_ALERTS = {
     "DLQGrowing",
     "ConsumerLagHigh",
     "ReadinessBlocked",
+    "TradingFrozen",
+    "CircuitBreakerOpen",
 }
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,

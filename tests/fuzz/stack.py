@@ -194,6 +194,27 @@ class Stack:
         finally:
             await conn.close()
 
+    async def settled(self) -> None:
+        """Rollup's catch-up run at start has closed its day and published the rows it wrote (a
+        snapshot taken in between would see `published_revision` change under it)."""
+
+        async def published() -> bool:
+            conn = await asyncpg.connect(self.database_url)
+            try:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM rollup.eod_runs)"
+                        " AND NOT EXISTS (SELECT 1 FROM rollup.daily_performance"
+                        "  WHERE published_revision IS DISTINCT FROM revision)"
+                        " AND NOT EXISTS (SELECT 1 FROM rollup.strategy_performance"
+                        "  WHERE published_revision IS DISTINCT FROM revision)"
+                    )
+                )
+            finally:
+                await conn.close()
+
+        await wait_for(published, what="rollup's catch-up run closed and published")
+
     async def all_ready(self) -> None:
         async def ready() -> bool:
             statuses = [(await s.readiness())[0] for s in self.services.values()]
@@ -231,6 +252,7 @@ async def stack(nats_url: str, database_url: str) -> AsyncIterator[Stack]:
 
         await nc.jetstream().subscribe("dlq.>", cb=on_letter, ordered_consumer=True)
         await observed.all_ready()
+        await observed.settled()
         try:
             yield observed
         finally:

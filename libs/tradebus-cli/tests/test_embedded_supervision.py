@@ -9,11 +9,9 @@ behind — the restarted ones included — by pid.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from stack_cli import cli
 
 from tradebus.embedded import free_port, nats_answers
 from tradebus.settings import PROCESSES
@@ -28,17 +27,6 @@ from tradebus.testing import wait_for
 from tradebus_cli.rundir import ProcessRef, RunDir
 
 pytestmark = pytest.mark.e2e
-
-TRADEBUS = str(Path(sys.executable).parent / "tradebus")
-
-
-async def _cli(*args: str, env: dict[str, str], timeout: float = 120.0) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        TRADEBUS, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
 
 
 async def _all_ready(urls: dict[str, str]) -> bool:
@@ -81,6 +69,7 @@ async def test_embedded_nats_and_postgres_are_restarted_and_down_stops_the_new_o
         **os.environ,
         "TRADEBUS_RUN_DIR": str(run.path),
         "TRADEBUS_LOCAL": "1",
+        "TRADEBUS_MONITORING": "0",  # Prometheus and Alertmanager: test_alert_routing.py
         "NATS_URL": f"nats://127.0.0.1:{nats_port}",
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/tradebus",
         "SYMBOLS": "BTCUSDT",
@@ -100,7 +89,7 @@ async def test_embedded_nats_and_postgres_are_restarted_and_down_stops_the_new_o
             seen[f"{state_name}: {name}"] = ref
 
     try:
-        code, output = await _cli("up", env=env)
+        code, output = await cli("up", env=env, timeout=120.0)
         assert code == 0, output
         state = run.read_state()
         assert state is not None
@@ -135,7 +124,7 @@ async def test_embedded_nats_and_postgres_are_restarted_and_down_stops_the_new_o
         log = run.log_file("supervisor").read_text()
         assert log.count("embedded dependency restarted") == 2, log[-3000:]
     finally:
-        code, output = await _cli("down", env=env, timeout=90)
+        code, output = await cli("down", env=env, timeout=90)
     assert code == 0, output
     left = {name: ref.pid for name, ref in seen.items() if ref.find() is not None}
     assert left == {}

@@ -100,3 +100,21 @@ def test_a_long_summary_is_cut() -> None:
     summary = summarize("x", {"detail": "y" * 500})
     assert len(summary) == SUMMARY_WIDTH
     assert summary.endswith("…")
+
+
+def test_a_daily_row_shows_its_win_rate_to_four_places() -> None:
+    data = {
+        "day": "2024-01-01",
+        "trades": 3,
+        "wins": 2,
+        "win_rate": "0.66666667",
+        "gross_pnl": "12.5",
+        "net_pnl": "10.25",
+        "fees": "2.25",
+        "profit_factor": None,
+        "max_drawdown": "4.5",
+        "sharpe": None,
+    }
+    assert summarize("performance.daily_computed", data) == (
+        "2024-01-01 trades=3 win_rate=0.6667 net=10.25 fees=2.25 max_dd=4.5"
+    )

@@ -13,7 +13,8 @@ import pytest
 from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
-from tradebus.admission import EARLIEST, Admission, Refusal
+from tradebus.admission import DLQ_REASONS, EARLIEST, Admission, Refusal
+from tradebus.bus import BatchConsumer, Publisher
 from tradebus.events import BarEvent, BarSource, Mode, encode_bar_event, make_bar
 from tradebus.natsauth import ADMIN
 from tradebus.service import Service
@@ -189,3 +190,25 @@ def _async(predicate: Callable[[], bool]) -> Callable[[], Any]:
         return predicate()
 
     return check
+
+
+def test_every_dead_letter_reason_is_counted_from_zero() -> None:
+    """A consumer's DLQ series exist at 0 from its start, so `increase()` counts the first letter
+    (a series born at 1 shows 0 on every dashboard panel that uses it)."""
+    BatchConsumer(
+        service="zero", name="bars", model=BarEvent, handler=_no_handler, publisher=_no_publisher,
+        stream="BARS", durable="zero-bars", subject="bars.1m.*", screen_reasons=("its_own",),
+    )  # fmt: skip
+    counted = {
+        reason: REGISTRY.get_sample_value("tradebus_dlq_messages_total", {"service": "zero", "reason": reason})
+        for reason in (*DLQ_REASONS, "its_own")
+    }
+    assert counted == dict.fromkeys(counted, 0.0)
+
+
+async def _no_handler(events: list[BarEvent]) -> None:
+    raise AssertionError("not consumed")
+
+
+def _no_publisher() -> Publisher:
+    raise AssertionError("not consumed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import httpx
@@ -113,3 +114,39 @@ async def test_health_endpoints(demo) -> None:
     assert body["checks"]["feed"] == {"ok": False, "detail": "no feed in this test"}
     assert b"tradebus_bus_messages_out_total" in metrics.content
     assert "bars.1m.*" in asyncapi.text
+
+
+async def test_a_consumer_stuck_with_a_backlog_fails_liveness_and_recovers(
+    private_nats_url: str, database_url: str
+) -> None:
+    """A handler that hangs leaves a backlog on the server: after `consumer_stall_s` without
+    progress /health/live answers 503 naming the consumer (the supervisor restarts on that);
+    once it moves again, 200."""
+    settings = Settings(
+        nats_url=private_nats_url, database_url=database_url, nats_user=ADMIN, consumer_stall_s=1.0
+    )  # fmt: skip
+    service = Service("stuck", settings, migrations="migrations_demo")
+    release = asyncio.Event()
+
+    @service.consumer(name="bars", stream="BARS", subject="bars.1m.*", model=BarEvent, batch_size=1)
+    async def on_bars(events: list[BarEvent]) -> None:
+        await release.wait()
+
+    await service.start()
+    try:
+        transport = httpx.ASGITransport(app=service.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/health/live")).status_code == 200
+            await service.publisher.publish_many((subjects.bars("1m", "BTCUSDT"), _bar_event(i)) for i in range(3))
+
+            async def live_is(code: int) -> bool:
+                return (await client.get("/health/live")).status_code == code
+
+            await wait_for(lambda: live_is(503), what="liveness failing for the stuck consumer")
+            body = (await client.get("/health/live")).json()
+            assert body["status"] == "stalled" and "bars" in body["detail"]
+            release.set()
+            await wait_for(lambda: live_is(200), what="liveness back once the consumer moved")
+    finally:
+        release.set()
+        await service.stop()

@@ -169,6 +169,12 @@ async def check_http(service: Service, sym: str) -> None:
         assert bad_symbol.status_code == 422 and "symbol" in bad_symbol.text
         too_many = await client.get("/v1/bars", params={"symbol": sym, "limit": 5001})
         assert too_many.status_code == 422
+        unknown = await client.get("/v1/bars", params={"symbol": "NOSUCHUSDT"})
+        assert unknown.status_code == 404 and f"this stack knows {', '.join(SYMBOLS)}" in unknown.text
+        lower = await client.get("/v1/bars", params={"symbol": sym.lower(), "interval": "5m", "limit": 1})
+        assert lower.json() == newest[-1:]
+        empty = await client.get("/v1/bars", params={"symbol": sym, "interval": "1m", "end": "2000-01-01T00:00:00Z"})
+        assert (empty.status_code, empty.json()) == (200, [])
 
         meta = (await client.get("/v1/meta/instruments")).json()
         mine = next(i for i in meta["instruments"] if i["symbol"] == sym)

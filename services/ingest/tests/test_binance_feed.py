@@ -20,6 +20,7 @@ from fake_binance import FakeBinance, fake_binance, kline_frame
 from nats.aio.client import Client
 from structlog.testing import capture_logs
 
+from tradebus.feedhealth import feeds
 from tradebus.testing import running, wait_for
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_ingest.app import build_service
@@ -163,6 +164,7 @@ async def test_rate_limits_are_honoured(nats_url: str, database_url: str, nc: Cl
         settings = binance_settings(nats_url, database_url, server, symbols, "rest", backfill_days=history / 1440)
         service = build_service(settings, clock=market.clock)
         limited = sample("tradebus_ingest_rest_calls_total", {"status": "429"})
+        rest_failures = feeds("ingest")["binance_rest"].failures
         async with running(service):
             await wait_for(series_reached(service, symbols, market.last_closed), timeout=15, what="backfill")
             first, retried, second_page = server.requests[:3]
@@ -171,6 +173,7 @@ async def test_rate_limits_are_honoured(nats_url: str, database_url: str, nc: Cl
             assert retried.at - first.at >= 1.0
             assert second_page.start_ms == first.start_ms + 1000 * MINUTE_MS
             assert sample("tradebus_ingest_rest_calls_total", {"status": "429"}) == limited + 1
+            assert feeds("ingest")["binance_rest"].failures == rest_failures + 1  # the 429, in the feed's health
             await market.next_minute()
             await wait_for(series_reached(service, symbols, market.last_closed), what="polled minute")
 
@@ -195,6 +198,7 @@ async def test_bad_frames_are_counted_logged_once_and_never_a_bar(nats_url: str,
         service = build_service(binance_settings(nats_url, database_url, server, symbols, "ws"), clock=market.clock)
         reasons = ("not_json", "malformed", "high_below_low", "unknown_symbol")
         before = {r: sample(REJECTED, {"transport": "binance-ws", "reason": r}) for r in reasons}
+        ws_failures = feeds("ingest")["binance_ws"].failures
         async with running(service):
             await wait_for(series_reached(service, symbols, market.last_closed), what="backfill")
             await wait_for(_connected(server), what="websocket open")
@@ -221,6 +225,7 @@ async def test_bad_frames_are_counted_logged_once_and_never_a_bar(nats_url: str,
             }  # fmt: skip
             logged = [e["reason"] for e in logs if e["event"].startswith("exchange message rejected")]
             assert sorted(logged) == sorted(reasons)  # once per kind
+            assert feeds("ingest")["binance_ws"].failures == ws_failures + 7  # each bad frame, in the feed's health
             assert server.connects == 1  # nothing dropped the connection
             transports = await assert_exact_series(
                 nc, service.pool, "BADFRAME", server.served("BADFRAME", HISTORY_START, T0)

@@ -28,7 +28,7 @@ SEED = 42
 
 
 def expected_series(symbol: str, first_ms: int, last_ms: int) -> list[Bar]:
-    return list(synthetic.bars_between(SEED, symbol, first_ms, last_ms, synthetic.start_price(symbol)))
+    return list(synthetic.bars_between(SEED, symbol, first_ms, last_ms, synthetic.close_before(SEED, symbol, first_ms)))
 
 
 async def stored_bars(service: Service, symbol: str) -> list[asyncpg.Record]:

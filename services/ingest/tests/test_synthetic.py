@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -75,3 +76,18 @@ def test_every_bar_is_consistent(seed: int, symbol: str, minute: int, prev_close
     assert isinstance(bar.trades, int) and bar.trades >= 1
     assert bar.source is BarSource.SYNTHETIC and bar.interval == "1m"
     assert datetime_to_ms(bar.close_time) == close_time_ms(open_ms, "1m")
+
+
+def test_histories_begun_at_any_minute_of_a_day_agree() -> None:
+    """Two fresh stacks started hours apart (BACKFILL_DAYS before now) publish the same prices."""
+    day = datetime_to_ms(datetime(2026, 3, 2, tzinfo=UTC))
+    last = day + 20 * 60 * MINUTE_MS
+
+    def history(first_ms: int) -> dict[int, Decimal]:
+        previous = synthetic.close_before(42, "BTCUSDT", first_ms)
+        return {b.open_ms: b.close for b in synthetic.bars_between(42, "BTCUSDT", first_ms, last, previous)}
+
+    early, late = history(day + 3 * 60 * MINUTE_MS + 17 * MINUTE_MS), history(day + 11 * 60 * MINUTE_MS)
+    assert len(late) == 9 * 60 + 1
+    assert {ms: early[ms] for ms in late} == late
+    assert synthetic.close_before(42, "BTCUSDT", day) == synthetic.start_price("BTCUSDT")

@@ -13,7 +13,12 @@ from nats.aio.client import Client
 
 from tradebus.bus import ensure_streams
 
-DURABLES = (("SIGNALS", "risk-signals"), ("BARS", "risk-bars-1m"))
+DURABLES = (
+    ("SIGNALS", "risk-signals"),
+    ("BARS", "risk-bars-1m"),
+    ("TELEMETRY", "risk-readiness"),
+    ("TELEMETRY", "risk-quality"),
+)
 
 
 @pytest.fixture

@@ -44,7 +44,12 @@ from risk_scenario import (
 )
 
 TOKEN = "test-token"
-DURABLES = (("SIGNALS", "risk-signals"), ("BARS", "risk-bars-1m"))
+DURABLES = (
+    ("SIGNALS", "risk-signals"),
+    ("BARS", "risk-bars-1m"),
+    ("TELEMETRY", "risk-readiness"),
+    ("TELEMETRY", "risk-quality"),
+)
 
 
 def _service(nats_url: str, database_url: str, token: str | None = TOKEN, bars_batch: int = 1000) -> Service:

@@ -111,8 +111,8 @@ def test_fingerprint_ignores_decimal_scale_but_not_values() -> None:
     ("peak", "current", "expected"),
     [("0", "-5", "0"), ("-2", "-5", "0"), ("10", "10", "0"), ("10", "7.5", "0.25"), ("10", "-3", "1")],
 )
-def test_drawdown_ratio(peak: str, current: str, expected: str) -> None:
-    assert performance.drawdown_ratio(Decimal(peak), Decimal(current)) == Decimal(expected)
+def test_giveback_ratio(peak: str, current: str, expected: str) -> None:
+    assert performance.giveback_ratio(Decimal(peak), Decimal(current)) == Decimal(expected)
 
 
 # ----------------------------------------------------------------------- properties

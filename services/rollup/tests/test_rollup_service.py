@@ -259,7 +259,8 @@ async def test_http_performance_endpoints_and_gauges(rollup: RollupService) -> N
     assert mine and mine[0]["trades"] == 3 and mine[0]["net_pnl"] == "5.5"
 
     assert "rollups.daily" in asyncapi.text and "rollups.strategy" in asyncapi.text and "exec.trade.*" in asyncapi.text
-    assert b"tradebus_rollup_win_rate" in prometheus.content and b"tradebus_rollup_drawdown_ratio" in prometheus.content
+    assert b"tradebus_rollup_win_rate" in prometheus.content
+    assert b"tradebus_rollup_pnl_giveback_ratio" in prometheus.content
     stored = await rollup.service.pool.fetchval("SELECT count(*) FROM trades")
     assert REGISTRY.get_sample_value("tradebus_rollup_trades_total") == stored
     latest = await rollup.service.pool.fetchval("SELECT net_pnl FROM daily_performance ORDER BY day DESC LIMIT 1")

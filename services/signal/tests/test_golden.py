@@ -27,7 +27,7 @@ START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z
 WINDOW = 60
 """Small enough that bars leave the window, so eviction and the warm-up counts are exercised."""
 _EMITTED_AT = re.compile(r'"emitted_at":"[^"]*",')
-GOLDEN = "12b09de2a2275b29c4bb9d621feb03f4eee3bdacb70c06faa577cfd08287abf3"
+GOLDEN = "90200d89b397955c4fb4159b821e1a93b68094c5e6ae0014714814a0e06db730"
 
 
 def _minutes(symbol: str) -> list[Bar]:

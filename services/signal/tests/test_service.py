@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import nats
 import pytest
+from rich.console import Console
 from signal_testkit import sequence
 
 from tradebus import subjects
 from tradebus.events import Bar, BarEvent, Mode, Signal, SignalEvent, SignalState
 from tradebus.service import Service
 from tradebus.testing import admin_publisher, running, wait_for
+from tradebus_cli.signal import render
+from tradebus_signal.api import CLOSE_GRACE, bars_behind
 from tradebus_signal.app import build_service
 from tradebus_signal.engine import SignalEngine
 from tradebus_signal.settings import SignalSettings
@@ -140,6 +145,9 @@ async def test_restart_rebuilds_state_and_http_api(make_service, nats_url: str) 
             terse = await client.post("/v1/signal", json={"symbol": symbol, "horizons": ["5m"], "explain": False})
             latest = await client.get("/v1/signals/latest", params={"symbol": symbol})
             missing = await client.post("/v1/signal", json={"symbol": "NOSUCHUSDT"})
+            missing_latest = await client.get("/v1/signals/latest", params={"symbol": "nosuchusdt"})
+            empty = await client.post("/v1/signal", json={"symbol": "SIGDENSEUSDT"})  # configured, no bars here
+            empty_latest = await client.get("/v1/signals/latest", params={"symbol": "SIGDENSEUSDT"})
             metrics = await client.get("/metrics")
             bad = [
                 await client.post("/v1/signal", json=b)
@@ -160,7 +168,31 @@ async def test_restart_rebuilds_state_and_http_api(make_service, nats_url: str) 
     assert terse.status_code == 200 and terse.json()["explanation"] == ""
     assert [h["interval"] for h in terse.json()["horizons"]] == ["5m"]
     assert latest.status_code == 200 and Signal.model_validate(latest.json()) == stored[-1].data
-    assert missing.status_code == 404
+    known = "this stack knows SIGDENSEUSDT, SIGRESTARTUSDT (SYMBOLS)"
+    assert missing.status_code == 404 and f"unknown symbol NOSUCHUSDT; {known}" in missing.text
+    assert missing_latest.status_code == 404 and f"unknown symbol NOSUCHUSDT; {known}" in missing_latest.text
+    assert (empty.status_code, empty.json()) == (200, None) and (empty_latest.status_code, empty_latest.json()) == (
+        200,
+        None,
+    )
+    # the history is of 2024: the answer says how far behind the clock its bar is
+    due = datetime.now(tz=UTC) - CLOSE_GRACE - (signal.bar_time + timedelta(minutes=5))
+    assert answer.json()["stale"] is True
+    assert abs(answer.json()["bars_behind"] - due // timedelta(minutes=5)) <= 1
+    console = Console(record=True, width=200, color_system=None)
+    render(console, answer.json())  # what `tradebus signal` prints of this answer
+    printed = console.export_text()
+    assert f"catching up: latest bar is {answer.json()['bars_behind']} 5m bars behind the clock" in printed
+    if signal.plan is not None:
+        assert f"R/R {signal.plan.risk_reward.quantize(Decimal('0.01'))}" in printed
     assert [r.status_code for r in bad] == [422] * len(bad)
     assert f'tradebus_signal_signals_total{{state="NEUTRAL",symbol="{symbol}"}}'.encode() in metrics.content
     assert b"tradebus_signal_compute_seconds_bucket" in metrics.content
+
+
+def test_bars_behind_counts_base_bars_closed_after_the_signalled_one() -> None:
+    bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # the 12:00 5m bar closes at 12:05
+    assert bars_behind(bar, "5m", datetime(2026, 1, 1, 12, 5, 30, tzinfo=UTC)) == 0  # next one not closed yet
+    assert bars_behind(bar, "5m", datetime(2026, 1, 1, 12, 10, 30, tzinfo=UTC)) == 0  # inside the grace
+    assert bars_behind(bar, "5m", datetime(2026, 1, 1, 12, 11, 1, tzinfo=UTC)) == 1
+    assert bars_behind(bar, "1h", datetime(2026, 1, 2, 13, 1, 1, tzinfo=UTC)) == 24

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tradebus.events import Bar, BarSource, Heartbeat, HeartbeatEvent, make_bar, ohlc_problem, trace_id_for
+from tradebus.events import (
+    Bar,
+    BarSource,
+    FeedStats,
+    Heartbeat,
+    HeartbeatEvent,
+    make_bar,
+    ohlc_problem,
+    trace_id_for,
+)
 
 T0_MS = 1_700_000_040_000
 """A minute boundary (2023-11-14 22:14 UTC)."""
@@ -42,6 +51,7 @@ def heartbeat(
     status: str = "ok",
     at: datetime | None = None,
     instance: str = "test",
+    feeds: dict[str, FeedStats] | None = None,
 ) -> HeartbeatEvent:
     return HeartbeatEvent.build(
         event_id=f"heartbeat:{service}:{instance}:{n}",
@@ -54,5 +64,6 @@ def heartbeat(
             started_at=datetime(2026, 1, 1, tzinfo=UTC),
             status=status,  # type: ignore[arg-type]
             checks=checks if checks is not None else {"bus": True, "database": True, "consumers": True},
+            feeds=feeds or {},
         ),
     )

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import get_args
 
 from helpers import bar
+from prometheus_client import REGISTRY
 
 from tradebus.events import Bar, Mode, Severity
+from tradebus_telemetry.app import build_service
 from tradebus_telemetry.quality import (
     DUPLICATE_MEMORY,
+    IssueKind,
     QualityChecker,
     SeriesState,
     advance,
     check_prices,
     check_sequence,
 )
+from tradebus_telemetry.settings import TelemetrySettings
 
 JUMP = Decimal("0.10")
 
@@ -114,3 +119,16 @@ def test_memory_of_recent_bars_is_bounded_and_kept_across_batches() -> None:
         ("duplicate", Severity.WARNING)
     ]
     assert checker.check([(bar(0, close="100.7"), Mode.LIVE)]).findings == [[]], "forgotten: just a late bar"
+
+
+def test_quality_issues_are_counted_from_zero_for_every_configured_symbol() -> None:
+    """The series exist at 0 once the service is built, so `increase()` counts the first issue."""
+    build_service(TelemetrySettings(symbols=("ZEROUSDT",)))
+    counted = {
+        (kind, severity.value): REGISTRY.get_sample_value(
+            "tradebus_telemetry_quality_issues_total", {"symbol": "ZEROUSDT", "kind": kind, "severity": severity.value}
+        )
+        for kind in get_args(IssueKind)
+        for severity in Severity
+    }
+    assert counted == dict.fromkeys(counted, 0.0)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from helpers import bar, heartbeat
 
-from tradebus.events import FailurePoint, Mode, ReadinessStatus, Severity
+from tradebus.events import FailurePoint, FeedStats, Mode, ReadinessStatus, Severity
 from tradebus.settings import SERVICES
 from tradebus_telemetry.deadletters import DeadLetterLog
+from tradebus_telemetry.feedpoints import FeedLimits
 from tradebus_telemetry.freshness import FeedBook, Thresholds
 from tradebus_telemetry.heartbeats import HeartbeatBook
 from tradebus_telemetry.readiness import Observations, evaluate, feed_point, status_of
@@ -52,6 +53,7 @@ def _observe(
             feed_thresholds=LIMITS,
             dead_letters=letters.recent(NOW),
             dlq_window_s=3600,
+            feed_limits=FeedLimits(),
         )
     )
     points = {p.name: p for p in readiness.failure_points}
@@ -79,7 +81,7 @@ def test_all_heartbeats_fresh_is_ready() -> None:
     points = _observe(_beats())
     assert _status(points) == "READY"
     assert points["feed_freshness"].detail == "no live feed yet"
-    assert len(points) - 1 == 6 + 7  # a heartbeat per service; bus, database, feed, offline data, risk, dlq, redis
+    assert len(points) - 1 == 6 + 8  # a heartbeat per service, and bus, database, feed, offline, risk x2, dlq, redis
 
 
 def test_missing_or_old_heartbeat_blocks() -> None:
@@ -107,6 +109,12 @@ def test_offline_data_and_risk_halt_degrade() -> None:
     points = _observe(_beats(ingest={"feed": False}, risk={"trading": False}))
     assert (_status(points), _failing(points)) == ("DEGRADED", {"offline_data_source", "risk_trading"})
     assert _status(_observe(_beats(ingest={"feed": True}, risk={"trading": True}))) == "READY"
+
+
+def test_an_open_circuit_breaker_degrades() -> None:
+    points = _observe(_beats(risk={"trading": True, "breaker": False}))
+    assert (_status(points), _failing(points)) == ("DEGRADED", {"risk_breaker"})
+    assert _status(_observe(_beats(risk={"breaker": True}))) == "READY"
 
 
 def test_own_bus_and_database_block() -> None:
@@ -159,3 +167,45 @@ def test_redis_down_degrades_readiness_never_blocks() -> None:
     assert not points["redis"].ok and points["redis"].severity is Severity.WARNING
     assert "risk, signal" in points["redis"].detail
     assert _status(points) == "DEGRADED"
+
+
+def _stats(*, p95: float | None = 0.002, rate: float = 0.0, window: int = 1000, error: str = "") -> FeedStats:
+    return FeedStats(
+        calls=window, failures=round(rate * window), window=window, failure_rate=rate,
+        avg_latency_s=p95, p95_latency_s=p95, last_error=error,
+    )  # fmt: skip
+
+
+def _beats_with(feeds: dict[str, dict[str, FeedStats]]) -> HeartbeatBook:
+    """Every service beating with healthy database and bus feeds, and `feeds[service]` on top."""
+    book = HeartbeatBook()
+    for n, service in enumerate(SERVICES):
+        own = {"database": _stats(), "bus": _stats()} | feeds.get(service, {})
+        book.record(heartbeat(service, n, at=NOW - timedelta(seconds=2), feeds=own), NOW)
+    return book
+
+
+def test_healthy_feeds_pass_and_each_reported_feed_has_a_point() -> None:
+    points = _observe(_beats_with({"ingest": {"binance_rest": _stats(p95=0.3)}}))
+    assert _status(points) == "READY"
+    assert {"feed_health:database", "feed_health:bus", "feed_health:binance_rest"} <= points.keys()
+    assert "feed_health:binance_ws" not in points  # nobody reported it
+    assert "ingest: p95 0.300 s" in points["feed_health:binance_rest"].detail
+
+
+def test_slow_or_failing_feeds_degrade_and_block_by_the_thresholds() -> None:
+    slow = _observe(_beats_with({"rollup": {"database": _stats(p95=2.5)}}))
+    assert _failing(slow) == {"feed_health:database"} and _status(slow) == "DEGRADED"
+    assert slow["feed_health:database"].detail.startswith("rollup: p95 2.500 s")
+    failing = _observe(_beats_with({"signal": {"bus": _stats(rate=0.4, window=50, error="TimeoutError()")}}))
+    assert _failing(failing) == {"feed_health:bus"} and _status(failing) == "BLOCKED"
+    assert "40.0% of the last 50 calls failed (TimeoutError())" in failing["feed_health:bus"].detail
+    stalled = _observe(_beats_with({"risk": {"database": _stats(p95=6.0)}}))
+    assert _status(stalled) == "BLOCKED"
+
+
+def test_the_exchange_feeds_only_degrade_and_a_few_calls_are_not_judged() -> None:
+    down = _observe(_beats_with({"ingest": {"binance_rest": _stats(rate=1.0, window=40), "binance_ws": _stats()}}))
+    assert _failing(down) == {"feed_health:binance_rest"} and _status(down) == "DEGRADED"
+    blip = _observe(_beats_with({"aggregator": {"database": _stats(rate=1.0, window=3)}}))
+    assert _status(blip) == "READY"

@@ -14,6 +14,7 @@ import orjson
 from helpers import bar, heartbeat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
 from tradebus import subjects
 from tradebus.events import BarEvent, Mode, QualityIssueEvent, ReadinessEvent, encode_bar_event
@@ -135,7 +136,18 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             assert "malformed" in dlq["detail"]
 
             points = (await http.get("/v1/failure-points")).json()
-            assert len(points) == 13 and all(p["detection"] and p["healing"] for p in points)
+            core = {
+                "bus",
+                "database",
+                "feed_freshness",
+                "offline_data_source",
+                "risk_trading",
+                "risk_breaker",
+                "dlq",
+                "redis",
+            }
+            assert {p["name"] for p in points} >= core | {f"heartbeat:{s}" for s in (*OTHERS, "telemetry")}
+            assert all(p["detection"] and p["healing"] for p in points)  # feed_health:* too, once reported
             dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'
             await wait_for(lambda: shows(http, dlq_down), what="dlq metric")
             assert 'tradebus_telemetry_readiness{status="DEGRADED"} 1.0' in (await http.get("/metrics")).text
@@ -231,3 +243,58 @@ async def at_least(items: list[Msg], n: int) -> bool:
 
 def _squeeze(values: list[str]) -> list[str]:
     return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
+
+
+async def test_a_durables_backlog_is_exported_from_the_server_and_outlives_its_consumer(
+    nc: Client, nats_url: str, database_url: str
+) -> None:
+    """A consumer nobody runs (its service crashed) still shows its pending messages and a still
+    ack floor; its series go once the durable is deleted."""
+    js = nc.jetstream()
+    run = uuid.uuid4().hex[:6]
+    symbol, durable = f"TQGONE{run.upper()}USDT", f"risk-gone-{run}"
+    labels = {"stream": "BARS", "consumer": durable}
+    try:
+        async with telemetry(
+            nc, nats_url, database_url, telemetry_jetstream_interval_s=0.1, symbols=("BTCUSDT", symbol)
+        ) as service:
+            await js.add_consumer("BARS", durable_name=durable, filter_subject=f"bars.1m.{symbol}")
+            publisher = await admin_publisher(service)
+            await publisher.publish_many(
+                (f"bars.1m.{symbol}", BarEvent.of(bar(minute, symbol=symbol), source="ingest")) for minute in range(3)
+            )
+
+            async def pending(expected: float) -> bool:
+                return REGISTRY.get_sample_value("tradebus_jetstream_consumer_pending_messages", labels) == expected
+
+            await wait_for(lambda: pending(3.0), what="3 pending messages of a consumer nobody runs")
+            assert REGISTRY.get_sample_value("tradebus_jetstream_consumer_ack_floor_sequence", labels) == 0.0
+            assert (REGISTRY.get_sample_value("tradebus_jetstream_stream_messages", {"stream": "BARS"}) or 0) >= 3
+            await js.delete_consumer("BARS", durable)
+
+            async def dropped() -> bool:
+                return REGISTRY.get_sample_value("tradebus_jetstream_consumer_pending_messages", labels) is None
+
+            await wait_for(dropped, what="the deleted durable's series dropped")
+    finally:
+        with suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer("BARS", durable)
+
+
+async def test_services_send_their_feed_health_and_telemetry_judges_it(
+    nc: Client, nats_url: str, database_url: str
+) -> None:
+    """Telemetry's own heartbeat carries the calls it made to PostgreSQL and NATS; `/v1/feeds`
+    serves them and the failure points judge each feed."""
+    async with telemetry(nc, nats_url, database_url) as service, client(service) as http:
+
+        async def counted() -> bool:
+            feeds = (await http.get("/v1/feeds")).json()
+            return all(feeds[f].get("telemetry", {}).get("calls", 0) > 0 for f in ("database", "bus"))
+
+        await wait_for(counted, what="telemetry's database and bus calls in its heartbeat")
+        feeds = (await http.get("/v1/feeds")).json()
+        assert feeds["database"]["telemetry"]["p95_latency_s"] is not None
+        points = {p["name"]: p for p in (await http.get("/v1/failure-points")).json()}
+        assert points["feed_health:database"]["ok"] and points["feed_health:bus"]["ok"]
+        assert "telemetry: p95" in points["feed_health:database"]["detail"]

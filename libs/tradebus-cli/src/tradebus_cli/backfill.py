@@ -33,7 +33,6 @@ from tradebus_ingest.repository import IngestRepository
 from tradebus_ingest.settings import IngestSettings
 
 _DAY_MS: Final = 86_400_000
-_MINUTES_PER_DAY: Final = 1440
 BACKFILL_USER: Final = "ingest"
 """A backfill publishes 1m bars and writes ingest's series: it does ingest's job, as ingest."""
 
@@ -45,13 +44,12 @@ class BackfillError(Exception):
 @dataclass(frozen=True, slots=True)
 class BackfillReport:
     symbols: tuple[str, ...]
-    minutes_wanted: int
-    """Minutes in the window, all symbols together."""
     progress: RepairProgress
 
     @property
     def already_stored(self) -> int:
-        return max(0, self.minutes_wanted - self.progress.total)
+        """Minutes of the window the repair examined that it found stored."""
+        return self.progress.examined - self.progress.total
 
     @property
     def without_data(self) -> int:
@@ -103,8 +101,7 @@ async def backfill(
         await rest.aclose()
         await client.drain()
         await pool.close()
-    wanted = round(days * _MINUTES_PER_DAY) * len(settings.symbols)
-    return BackfillReport(settings.symbols, wanted, progress)
+    return BackfillReport(settings.symbols, progress)
 
 
 def backfill_command(nats_url: str, symbols: str | None, days: float | None, console: Console) -> int:

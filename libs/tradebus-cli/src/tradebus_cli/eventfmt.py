@@ -14,6 +14,8 @@ from typing import Any, Final
 import orjson
 from rich.text import Text
 
+from tradebus.display import ratio
+
 SUMMARY_WIDTH: Final = 200
 
 Summary = str | Callable[[Mapping[str, Any]], str]
@@ -34,7 +36,17 @@ def _heartbeat(data: Mapping[str, Any]) -> str:
     return f"{data['service']} {data['instance']} {data['status']} {failing}"
 
 
-_PERFORMANCE: Final = "trades={trades} win_rate={win_rate} net={net_pnl} fees={fees} max_dd={max_drawdown}"
+def _performance(key: str) -> Callable[[Mapping[str, Any]], str]:
+    """A daily or strategy row: win rate to 4 places, amounts as they are (max_dd is in quote currency)."""
+
+    def summary(data: Mapping[str, Any]) -> str:
+        return (
+            f"{data[key]} trades={data['trades']} win_rate={ratio(data['win_rate'])} net={data['net_pnl']} "
+            f"fees={data['fees']} max_dd={data['max_drawdown']}"
+        )
+
+    return summary
+
 
 SUMMARIES: Final[Mapping[str, Summary]] = {
     "bar.closed": "{symbol} {interval} {open_time} O={open} H={high} L={low} C={close} V={volume}",
@@ -47,8 +59,8 @@ SUMMARIES: Final[Mapping[str, Summary]] = {
     "quality.issue_detected": "{symbol} {interval} {severity} {kind}: {detail}",
     "readiness.reported": _readiness,
     "service.heartbeat": _heartbeat,
-    "performance.daily_computed": "{day} " + _PERFORMANCE,
-    "performance.strategy_computed": "{strategy} " + _PERFORMANCE,
+    "performance.daily_computed": _performance("day"),
+    "performance.strategy_computed": _performance("strategy"),
 }
 
 

@@ -3,17 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from tradebus.settings import describe_invalid
 from tradebus_cli import logs, stack
 from tradebus_cli.buslogin import bus_url
 
-app = typer.Typer(help="tradebus: an event-driven crypto trading pipeline on NATS JetStream.", no_args_is_help=True)
+app = typer.Typer(
+    help="tradebus: an event-driven crypto trading pipeline on NATS JetStream.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+"""click's (typer vendors its own copy of click, whose exceptions it does not export)."""
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def main() -> None:
+    """The console script: bad input and failures end in one line on stderr and a non-zero exit,
+    never a traceback (`TRADEBUS_DEBUG=1` shows it)."""
+    if len(sys.argv) == 1:
+        sys.argv.append("--help")
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    known = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    prefix = f"tradebus {command}" if command in known else "tradebus"
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:  # an unknown command, a missing or bad argument or option
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        errors.out(f"{prefix}: {message} (`{prefix} --help`)")
+        code = 2
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    except ValidationError as exc:  # settings read from the environment
+        errors.out(f"{prefix}: {describe_invalid(exc)}")
+        code = 2
+    except Exception as exc:
+        if os.environ.get("TRADEBUS_DEBUG") == "1":
+            raise
+        errors.out(f"{prefix}: {exc or type(exc).__name__} (TRADEBUS_DEBUG=1 shows the traceback)")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 @app.command()
@@ -83,9 +121,12 @@ def tail(
     raw: Annotated[bool, typer.Option("--json", help="Print each payload as it is, one per line.")] = False,
 ) -> None:
     """Pretty-print live events on SUBJECT (core NATS subscription) until Ctrl-C."""
+    from tradebus.subjects import subject_problem
     from tradebus_cli.tail import TailError
     from tradebus_cli.tail import tail as run_tail
 
+    if problem := subject_problem(subject):
+        raise typer.BadParameter(f"{subject!r} is not a subject: {problem} (e.g. 'bars.>', 'exec.*.BTCUSDT')")
     try:
         asyncio.run(run_tail(bus_url(), subject, count=count, raw=raw, console=console))
     except TailError as exc:
@@ -107,13 +148,13 @@ def preflight() -> None:
 def signal_command(
     symbol: Annotated[str, typer.Argument(help="e.g. BTCUSDT")],
     horizons: Annotated[str, typer.Option(help="comma-separated horizons")] = "5m,15m,1h,4h",
-    bar_limit: Annotated[int, typer.Option(help="bars per horizon")] = 200,
+    bar_limit: Annotated[int, typer.Option(min=1, help="bars per horizon")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON")] = False,
 ) -> None:
     """Compute a multi-horizon signal now (POST /v1/signal on the signal service)."""
     from tradebus_cli import signal
 
-    parts = [h.strip() for h in horizons.split(",") if h.strip()]
+    parts = signal.parse_horizons(horizons)
     raise typer.Exit(signal.run(console, symbol, parts, bar_limit, as_json))
 
 

@@ -65,21 +65,36 @@ class Dependency(BaseModel):
     """Where the local stack wrote this dependency's credentials (NATS: `<user>.password`, 0600)."""
 
 
+class HealingAction(BaseModel):
+    """What the supervisor did on its own to heal a process, and why (R-5.3)."""
+
+    at: str
+    what: str
+    why: str
+
+
 class ServiceState(BaseModel):
     url: str
     process: ProcessRef | None = None
     restarts: int = 0
+    actions: list[HealingAction] = Field(default_factory=list)
+    """The watchdog's latest actions on it (the last `ACTIONS_KEPT`)."""
 
 
 class StackState(BaseModel):
     mode: Literal["local", "docker"]
     supervisor: ProcessRef | None = None
     services: dict[str, ServiceState] = Field(default_factory=dict)
+    monitors: dict[str, ServiceState] = Field(default_factory=dict)
+    """Prometheus and Alertmanager, where the supervisor runs them."""
+    monitors_skipped: dict[str, str] = Field(default_factory=dict)
+    """Why a monitor does not run (not installed, port in use, switched off)."""
     deps: dict[str, Dependency] = Field(default_factory=dict)
 
     def processes(self) -> dict[str, ProcessRef]:
-        """Every process of the run by a readable name: supervisor, services, embedded deps."""
+        """Every process of the run by a readable name: supervisor, services, monitors, embedded deps."""
         found = {f"service {name}": s.process for name, s in self.services.items() if s.process}
+        found |= {f"monitor {name}": m.process for name, m in self.monitors.items() if m.process}
         found |= {f"embedded {name}": d.process for name, d in self.deps.items() if d.embedded and d.process}
         if self.supervisor:
             found["supervisor"] = self.supervisor

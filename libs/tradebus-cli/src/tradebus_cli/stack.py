@@ -21,7 +21,16 @@ from tradebus.natsauth import Credentials
 from tradebus.settings import CONSOLE, PROCESSES, url_for
 from tradebus_cli import probe
 from tradebus_cli.processes import alive, kill, terminate, wait_gone
-from tradebus_cli.render import deps_table, print_readiness, progress_bar, services_table
+from tradebus_cli.render import (
+    GRAFANA_URL,
+    connect_lines,
+    deps_table,
+    healing_table,
+    monitors_table,
+    print_readiness,
+    progress_bar,
+    services_table,
+)
 from tradebus_cli.rundir import SUPERVISOR_MODULE, RunDir, StackState, repo_root
 
 READY_TIMEOUT_S: Final = 90.0
@@ -55,6 +64,7 @@ def service_urls(state: StackState | None) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- up
 def up(console: Console) -> int:
+    default_urls()  # a bad TRADEBUS_<SERVICE>_PORT fails here, before anything starts
     run = RunDir.from_env().ensure()
     state = run.read_state()
     if (state and state.mode == "docker") or run.supervisor_process():
@@ -167,12 +177,21 @@ def status(console: Console, run: RunDir | None = None) -> int:
     """Print services, dependencies and readiness; 0 when READY or DEGRADED, else 1."""
     run = run or RunDir.from_env()
     state = run.read_state()
+    service_urls(state)  # a bad TRADEBUS_<SERVICE>_PORT fails before anything is printed
     if state is None and not run.supervisor_running():
         console.print(f"[dim]no local stack recorded in {run.path}; probing the default URLs[/]")
     healths, report = asyncio.run(_gather(state))
     console.print(services_table(healths))
     if state and state.deps:
         console.print(deps_table(state.deps))
+        for line in connect_lines(state.deps):
+            console.print(line, soft_wrap=True, highlight=False)
+    if state and state.mode == "local":
+        console.print(monitors_table(state))
+    elif state and state.mode == "docker":
+        console.print(f"Prometheus http://127.0.0.1:9090, Alertmanager http://127.0.0.1:9093, Grafana {GRAFANA_URL}")
+    if state and any(service.actions for service in state.services.values()):
+        console.print(healing_table(state))
     print_readiness(console, report)
     return 0 if report.usable else 1
 

@@ -1,8 +1,11 @@
 """The local stack supervisor (`python -m tradebus_cli.supervisor`, started detached by `tradebus up`).
 
 It resolves NATS / PostgreSQL / Redis (embedding the first two when they do not answer), runs
-the six services and the console as child processes, restarts any that exits with backoff — the embedded
-nats-server and PostgreSQL too (`depwatch`) — and keeps `state.json` current. On SIGTERM/SIGINT
+the six services and the console as child processes, and Prometheus and Alertmanager when installed
+(`monitoring`), restarts any that exits with backoff — the embedded nats-server and PostgreSQL
+too (`depwatch`) — counts every restart (`tradebus_supervisor_restarts_total` on
+TRADEBUS_SUPERVISOR_PORT, so a crash healed within a second still shows) and keeps
+`state.json` current. On SIGTERM/SIGINT
 it stops the children (SIGKILL after a grace period), then the embedded dependencies it
 started, and removes its pid file.
 """
@@ -16,23 +19,43 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Final
+
+from prometheus_client import Counter, start_http_server
 
 from tradebus.logging import configure_logging, get_logger
 from tradebus.natsauth import Credentials
 from tradebus.service import EXIT_LOGIN_REFUSED
 from tradebus.settings import PROCESSES, port_for, url_for
-from tradebus_cli import deps
+from tradebus_cli import deps, monitoring
 from tradebus_cli.deps import Embedded, redact
 from tradebus_cli.depwatch import WatchedDependency
 from tradebus_cli.processes import stop_processes
 from tradebus_cli.restart import RestartPolicy
-from tradebus_cli.rundir import Dependency, ProcessRef, RunDir, ServiceState, StackState
+from tradebus_cli.rundir import Dependency, HealingAction, ProcessRef, RunDir, ServiceState, StackState
+from tradebus_cli.watchdog import Watchdog, WatchdogPolicy
 
 log = get_logger("tradebus.supervisor")
+
+RESTARTS = Counter(
+    "tradebus_supervisor_restarts_total",
+    "Processes of the local stack started again after they exited (services, monitors, embedded deps).",
+    ["service"],
+)
+WATCHDOG_ACTIONS = Counter(
+    "tradebus_supervisor_watchdog_actions_total",
+    "Services the watchdog killed to restart them: running, but /health/live failing (hung, or a consumer stalled).",
+    ["service"],
+)
+ACTIONS_KEPT: Final = 20
+SUPERVISOR_PORT_ENV: Final = "TRADEBUS_SUPERVISOR_PORT"
+SUPERVISOR_PORT: Final = 8088
+PROMETHEUS_PORT: Final = 9090
+ALERTMANAGER_PORT: Final = 9093
 
 STACK_DEFAULTS: Final[Mapping[str, str]] = {
     "SYMBOLS": "BTCUSDT,ETHUSDT",
@@ -73,12 +96,15 @@ class Child:
     """One supervised service and its restart bookkeeping."""
 
     name: str
+    command: tuple[str, ...] = ()
+    """What to run; empty for a service (`python -m tradebus_<name>`)."""
     process: subprocess.Popen[bytes] | None = None
     ref: ProcessRef | None = None
     started_at: float = 0.0
     delay_s: float | None = None
     restart_at: float = 0.0
     restarts: int = 0
+    actions: list[HealingAction] = field(default_factory=list)
 
 
 NATS_LOGIN_VARIABLES: Final = ("NATS_USER", "NATS_PASSWORD", "NATS_PASSWORD_FILE", "NATS_CREDENTIALS_DIR")
@@ -129,11 +155,33 @@ class Supervisor:
         dep_policy = dependency_policy(env)
         servers = {"nats": embedded.nats, "postgres": embedded.postgres} if embedded else {}
         self.watched = [WatchedDependency(name, server, dep_policy) for name, server in servers.items() if server]
+        self.metrics_port = int(env.get(SUPERVISOR_PORT_ENV) or SUPERVISOR_PORT)
+        targets = {name: f"127.0.0.1:{port_for(name)}" for name in PROCESSES}
+        targets[monitoring.SUPERVISOR_JOB] = f"127.0.0.1:{self.metrics_port}"
+        self.monitoring = monitoring.plan(
+            env, run.path, targets,
+            prometheus_port=int(env.get("TRADEBUS_PROMETHEUS_PORT") or PROMETHEUS_PORT),
+            alertmanager_port=int(env.get("TRADEBUS_ALERTMANAGER_PORT") or ALERTMANAGER_PORT),
+        )  # fmt: skip
+        self.monitors = [Child(m.name, command=m.command) for m in self.monitoring.monitors]
+        for name in (*PROCESSES, *(m.name for m in self.monitors), *(w.name for w in self.watched)):
+            RESTARTS.labels(name)  # at 0 from the start, so increase() counts the first restart
+        self.watchdog = Watchdog(WatchdogPolicy.from_env(env), list(PROCESSES))
+        for name in PROCESSES:
+            WATCHDOG_ACTIONS.labels(name)
+
+    def serve_metrics(self) -> None:
+        """The restart counters on 127.0.0.1 (a thread of prometheus_client's); a port in use
+        costs the counters, never the stack."""
+        try:
+            start_http_server(self.metrics_port, addr="127.0.0.1")
+        except OSError as exc:
+            log.warning("supervisor metrics not served", port=self.metrics_port, error=str(exc))
 
     def start(self, child: Child) -> None:
         with self.run.log_file(child.name).open("ab") as out:
             child.process = subprocess.Popen(
-                [sys.executable, "-m", f"tradebus_{child.name}"],
+                list(child.command) or [sys.executable, "-m", f"tradebus_{child.name}"],
                 env={**self.env, **self.logins.get(child.name, {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -163,19 +211,25 @@ class Supervisor:
         return True
 
     def loop(self, stop: StopRequest) -> None:
-        """Start every service, then restart whichever exits, until asked to stop."""
-        for child in self.children:
+        """Start every service and monitor, then restart whichever exits, until asked to stop."""
+        for child in self.supervised:
             self.start(child)
         self.save()
-        log.info("stack started", services={c.name: url_for(c.name) for c in self.children})
+        log.info(
+            "stack started", services={c.name: url_for(c.name) for c in self.children},
+            monitors={m.name: m.url for m in self.monitoring.monitors}, not_running=dict(self.monitoring.skipped),
+        )  # fmt: skip
         while not stop:
             now = time.monotonic()
             changed = self.watch_dependencies(now)
-            for child in self.children:
+            if self.watchdog.due(now):
+                changed |= self.heal(now)
+            for child in self.supervised:
                 changed |= self.reap(child, now)
                 if child.process is None and now >= child.restart_at and not stop:
                     self.start(child)
                     child.restarts += 1
+                    RESTARTS.labels(child.name).inc()
                     log.info("service restarted", service=child.name, restarts=child.restarts)
                     changed = True
             if changed:
@@ -183,11 +237,41 @@ class Supervisor:
             time.sleep(TICK_S)
         log.info("stopping stack", signal=stop.signal)
 
+    def heal(self, now: float) -> bool:
+        """Kill each service the watchdog finds running but not live (the restart path brings it
+        back); True when it acted or gave up on one."""
+        running = {
+            c.name: (url_for(c.name), c.started_at) for c in self.children if c.process and c.process.poll() is None
+        }
+        verdicts = self.watchdog.round(now, running)
+        for child in self.children:
+            if child.name not in verdicts or child.process is None:
+                continue
+            why = verdicts[child.name]
+            if not why:
+                record = self.watchdog.records[child.name]
+                why = f"{record.last_failure}; {self.watchdog.policy.max_per_hour} restarts in the last hour already"
+                log.error("service not live; the watchdog leaves it (restart limit)", service=child.name, why=why)
+                self._record(child, "left running: restart limit reached", why)
+                continue
+            log.warning("service not live, the watchdog restarts it", service=child.name, why=why)
+            self._record(child, "killed to restart (SIGKILL)", why)
+            WATCHDOG_ACTIONS.labels(child.name).inc()
+            child.process.kill()
+        return bool(verdicts)
+
+    @staticmethod
+    def _record(child: Child, what: str, why: str) -> None:
+        child.actions = [*child.actions, HealingAction(at=datetime.now(tz=UTC).isoformat(), what=what, why=why)]
+        child.actions = child.actions[-ACTIONS_KEPT:]
+
     def watch_dependencies(self, now: float) -> bool:
         """Restart an embedded dependency that exited; True when its recorded pid changed."""
         changed = False
         for watched in self.watched:
             if watched.tick(now) and (pid := watched.server.pid) is not None:
+                if watched.restarts > self.deps[watched.name].restarts:
+                    RESTARTS.labels(watched.name).inc()
                 dep = self.deps[watched.name]
                 self.deps[watched.name] = dep.model_copy(
                     update={"process": ProcessRef.of(pid), "restarts": watched.restarts}
@@ -195,21 +279,31 @@ class Supervisor:
                 changed = True
         return changed
 
+    @property
+    def supervised(self) -> list[Child]:
+        return [*self.children, *self.monitors]
+
     def save(self) -> None:
+        urls = {m.name: m.url for m in self.monitoring.monitors}
         self.run.write_state(
             StackState(
                 mode="local",
                 supervisor=self.me,
                 services={
-                    c.name: ServiceState(url=url_for(c.name), process=c.ref, restarts=c.restarts) for c in self.children
+                    c.name: ServiceState(url=url_for(c.name), process=c.ref, restarts=c.restarts, actions=c.actions)
+                    for c in self.children
                 },
+                monitors={
+                    m.name: ServiceState(url=urls[m.name], process=m.ref, restarts=m.restarts) for m in self.monitors
+                },
+                monitors_skipped=dict(self.monitoring.skipped),
                 deps=self.deps,
             )
         )
 
     def stop_children(self) -> None:
-        """SIGTERM every service, SIGKILL those still running after the grace period."""
-        running = [c.process for c in self.children if c.process and c.process.poll() is None]
+        """SIGTERM every service and monitor, SIGKILL those still running after the grace period."""
+        running = [c.process for c in self.supervised if c.process and c.process.poll() is None]
         for process in running:
             process.terminate()
         deadline = time.monotonic() + STOP_GRACE_S
@@ -258,12 +352,14 @@ def main() -> None:
             supervisor = Supervisor(
                 run, stack_env(os.environ, resolved.deps), resolved.deps, RestartPolicy(), resolved.embedded
             )
+            supervisor.serve_metrics()
             supervisor.loop(stop)
     except Exception:
         log.exception("supervisor failed")
         sys.exit(1)
     finally:
         if supervisor:
+            supervisor.watchdog.close()
             supervisor.stop_children()
         if resolved:
             resolved.embedded.stop()

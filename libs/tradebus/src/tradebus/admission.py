@@ -34,6 +34,14 @@ OTHER_TIMES: Final = ("entry_time", "started_at", "detected_at", "updated_at")
 weeks): only plausible (after `EARLIEST`, not in the future)."""
 
 
+DLQ_REASONS: Final = (
+    "too_large", "malformed", "event_type", "event_time", "symbol", "schema_version", "handler_error", "refused",
+)  # fmt: skip
+"""Why the shared consumer dead-letters a message: its admission's refusals, then a handler that
+failed `MAX_ATTEMPTS` times (`handler_error`) or a publish the server refused (`refused`). A
+service's own screen adds its reasons (`BatchConsumer(screen_reasons=...)`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a message is not admitted: a stable `reason` (the DLQ metric's label) and a detail."""

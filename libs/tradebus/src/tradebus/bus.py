@@ -48,8 +48,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, 
 from pydantic import ValidationError
 
 from tradebus import metrics, subjects
-from tradebus.admission import Admission, Refusal, Screen
+from tradebus.admission import DLQ_REASONS, Admission, Refusal, Screen
 from tradebus.events import Envelope
+from tradebus.feedhealth import feeds
 from tradebus.logging import get_logger, trace_context
 
 log = get_logger(__name__)
@@ -162,6 +163,7 @@ class Publisher:
     def __init__(self, nc: NatsClient, service: str, *, ack_timeout_s: float = PUBLISH_ACK_TIMEOUT_S) -> None:
         self._nc = nc
         self._service = service
+        self._feeds = feeds(service)
         self._ack_timeout_s = ack_timeout_s
         self._inbox: str | None = None
         self._waiting: dict[str, _Acks] = {}
@@ -178,9 +180,14 @@ class Publisher:
         await self.publish_encoded([(subject, payload, msg_id)])
 
     async def publish_encoded(self, messages: list[tuple[str, bytes, str]]) -> None:
-        """Publish encoded `(subject, payload, msg_id)` messages, in order, and wait for every ack."""
+        """Publish encoded `(subject, payload, msg_id)` messages, in order, and wait for every ack
+        (one call of the `bus` feed)."""
         if not messages:
             return
+        with self._feeds.call("bus"):
+            await self._publish_encoded(messages)
+
+    async def _publish_encoded(self, messages: list[tuple[str, bytes, str]]) -> None:
         inbox = self._inbox or await self._subscribe()
         batch = str(next(self._batches))
         acks = _Acks(len(messages), asyncio.get_running_loop().create_future())
@@ -282,6 +289,7 @@ class BatchConsumer(Generic[E]):
         linger_while: Callable[[Sequence[E]], bool] | None = None,
         admission: Admission | None = None,
         screen: Screen[E] | None = None,
+        screen_reasons: Sequence[str] = (),
     ) -> None:
         self.service = service
         self.name = name
@@ -314,6 +322,8 @@ class BatchConsumer(Generic[E]):
         """Size, schema version, symbol and time checks at the door (`tradebus.admission`)."""
         self._screen = screen
         """The service's own admission of a decoded chunk, against its state."""
+        for reason in (*DLQ_REASONS, *screen_reasons):  # at 0 from the start: increase() counts the first
+            metrics.DLQ_MESSAGES.labels(service, reason)
         self.last_batch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # None wakes the loop to stop

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
 
+from tradebus.feedhealth import feeds
 from tradebus.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,8 +42,19 @@ def load_migrations(package: str) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.execute("SET TIME ZONE 'UTC'")
+def _connection_setup(service: str) -> Callable[[asyncpg.Connection], Coroutine[Any, Any, None]]:
+    """UTC, and every query counted in `service`'s `database` feed (R-5.2)."""
+    health = feeds(service)["database"]
+
+    def record(query: LoggedQuery) -> None:
+        failed = query.exception
+        health.record(failed is None, query.elapsed, "" if failed is None else repr(failed))
+
+    async def setup(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET TIME ZONE 'UTC'")
+        conn.add_query_logger(record)
+
+    return setup
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -67,7 +81,7 @@ async def create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
-                init=_init_connection,
+                init=_connection_setup(schema),
                 reset=_keep_session,
                 server_settings={"search_path": f"{schema},public", "application_name": f"tradebus-{schema}"},
             )
@@ -112,10 +126,20 @@ async def migrate(pool: asyncpg.Pool, schema: str, package: str) -> list[int]:
     return applied_now
 
 
-async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> None:
-    """Raise unless the database answers within `timeout` seconds."""
-    async with pool.acquire(timeout=timeout) as conn:
+async def ping(pool: asyncpg.Pool, timeout: float = 2.0, service: str | None = None) -> None:
+    """Raise unless the database answers within `timeout` seconds. A pool that cannot even hand
+    out a connection runs no query for the `database` feed to count, so `service`'s feed counts
+    that failure here."""
+    try:
+        conn = await pool.acquire(timeout=timeout)
+    except Exception as exc:
+        if service is not None:
+            feeds(service)["database"].record(False, None, repr(exc))
+        raise
+    try:
         await conn.fetchval("SELECT 1", timeout=timeout)
+    finally:
+        await pool.release(conn)
 
 
 def record_to_dict(record: asyncpg.Record) -> dict[str, Any]:

@@ -223,6 +223,16 @@ def ohlc_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) ->
     return None
 
 
+def critical_price_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) -> str | None:
+    """What makes a bar's prices a CRITICAL data-quality issue: inconsistent, or a low at or below
+    zero (a bar that decodes may still have a zero low). Telemetry reports it (`ohlc`); risk's
+    circuit breaker trips on it, judged on the bar itself in event time."""
+    problem = ohlc_problem(open_, high, low, close)
+    if problem is None and low <= 0:
+        problem = f"non-positive low {low}"
+    return problem
+
+
 _BAR_SPAN: Final[dict[str, timedelta]] = {iv: timedelta(milliseconds=close_time_ms(0, iv)) for iv in INTERVALS}
 """Close time minus open time of a bar of each interval (its length less one millisecond)."""
 
@@ -517,6 +527,23 @@ class RejectionEvent(Envelope):
     data: Rejection
 
 
+class Breaker(_Model):
+    """A circuit breaker's change of state (risk): a trip, its cool-down ending, or a reset."""
+
+    scope: str = Field(description="A symbol, or ACCOUNT for the account-wide breaker (equity drop rate).")
+    state: Literal["closed", "open", "half_open"]
+    previous: Literal["closed", "open", "half_open"]
+    trigger: str = Field(description="fill_failures, data_quality, equity_drop, cooldown, probe_filled, manual_reset.")
+    detail: str
+    at: UtcDatetime = Field(description="Event time of the change (wall clock for a manual reset).")
+    reopens_at: UtcDatetime | None = Field(default=None, description="Open: when the cool-down ends (half-open).")
+
+
+class BreakerEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "breaker.changed"
+    data: Breaker
+
+
 # --------------------------------------------------------------------------- telemetry
 class QualityIssue(_Model):
     symbol: Symbol
@@ -553,12 +580,29 @@ class ReadinessEvent(Envelope):
     data: Readiness
 
 
+class FeedStats(_Model):
+    """One feed's calls as a service made them (`tradebus.feedhealth`): totals, and over the last
+    `window` calls the failure rate and latencies (None: no timed call in the window)."""
+
+    calls: int = Field(ge=0)
+    failures: int = Field(ge=0)
+    window: int = Field(ge=0)
+    failure_rate: float = Field(ge=0, le=1)
+    avg_latency_s: float | None = Field(default=None, ge=0)
+    p95_latency_s: float | None = Field(default=None, ge=0)
+    last_success: UtcDatetime | None = None
+    last_failure: UtcDatetime | None = None
+    last_error: str = Field(default="", max_length=200)
+
+
 class Heartbeat(_Model):
     service: str
     instance: str
     started_at: UtcDatetime
     status: Literal["ok", "degraded", "down"]
     checks: dict[str, bool] = Field(default_factory=dict)
+    feeds: dict[str, FeedStats] = Field(default_factory=dict)
+    """Feed health (R-5.2) of the dependencies it calls: `database`, `bus`, `binance_rest`, `binance_ws`."""
 
 
 class HeartbeatEvent(Envelope):
@@ -582,7 +626,10 @@ class PerformanceFigures(_Model):
     net_pnl: Amount
     fees: Amount
     profit_factor: Amount | None
-    max_drawdown: Amount
+    max_drawdown: Amount = Field(
+        description="Largest peak-to-trough fall of the cumulative net P&L of the closed trades, in quote "
+        "currency: an amount, not a ratio (the account's `drawdown` is a fraction of peak equity)."
+    )
     sharpe: Amount | None
 
 

@@ -1,4 +1,4 @@
-"""structlog configuration: JSON lines (or console on a terminal), `trace_id` bound per event."""
+"""structlog configuration: JSON lines, or readable coloured lines on a terminal; `trace_id` bound per event."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ trace_context = structlog.contextvars.bound_contextvars
 """`with trace_context(trace_id=…):` — every log line inside carries the event's trace id."""
 
 
-def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    """Route stdlib and structlog output through one JSON renderer tagged with `service`."""
+def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
+    """Route stdlib and structlog output through one renderer tagged with `service`: `fmt` "json"
+    (one object a line, for files and collectors), "console" (readable, coloured), or "auto":
+    console when stderr is a terminal, JSON otherwise (a supervisor's log file, a container)."""
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if console else structlog.processors.JSONRenderer()
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

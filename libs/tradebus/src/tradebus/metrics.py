@@ -33,6 +33,11 @@ RATE_LIMITED = Counter(
     "tradebus_http_rate_limited_total", "HTTP API requests refused (429) by the rate limits.", ["service"]
 )
 SERVICE_UP = Gauge("tradebus_service_ready", "1 while the service's readiness checks pass.", ["service"])
+READINESS_CHECK = Gauge(
+    "tradebus_readiness_check_ok",
+    "1 while the named readiness check passes (bus, database, consumers, lease, the service's own).",
+    ["service", "check"],
+)
 
 
 def render_latest() -> tuple[bytes, str]:

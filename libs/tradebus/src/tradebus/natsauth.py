@@ -48,13 +48,16 @@ DURABLES: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
     "ingest": (),
     "aggregator": (("BARS", "bars-1m"),),
     "signal": (("BARS", "bars"),),
-    "risk": (("SIGNALS", "signals"), ("BARS", "bars-1m")),
+    "risk": (("SIGNALS", "signals"), ("BARS", "bars-1m"), ("TELEMETRY", "readiness"), ("TELEMETRY", "quality")),
     "telemetry": (("TELEMETRY", "heartbeats"), ("BARS", "bars-1m")),
     "rollup": (("EXEC", "trades"),),
 }
 """Each service's durable consumers as (stream, name); the durable is `<service>-<name>`. NATS
 wildcards match whole tokens only, so each is listed: a consumer added without its line here is
 refused by the server, and its service's tests fail."""
+
+READS_LAST_OF: Final[Mapping[str, tuple[str, ...]]] = {"risk": ("BARS",)}
+"""Streams whose last message per subject a service reads (risk: each held symbol's latest bar at start)."""
 
 EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 """Streams a service follows with an ephemeral push consumer (telemetry watches every dead letter)."""
@@ -63,6 +66,9 @@ CONSOLE_FOLLOWS: Final = ("bars.*.*", "signals.*", "exec.*.*", subjects.READINES
 """What the console subscribes to (core subscriptions: no consumer of its own is left behind)."""
 CONSOLE_LAST_OF: Final = ("SIGNALS", "EXEC")
 """Streams whose last message per subject the console reads when it has no snapshot (a read)."""
+JETSTREAM_OBSERVERS: Final = frozenset({"telemetry"})
+"""Services that read every stream's and durable's state (telemetry exports it: a crashed
+consumer's backlog stays visible). Reading reveals counts and positions, never messages."""
 
 EVENT_SUBJECTS: Final[tuple[str, ...]] = tuple(subject for spec in subjects.STREAMS for subject in spec.subjects)
 PASSWORD_BYTES: Final = 32
@@ -109,6 +115,9 @@ def permissions(user: str) -> dict[str, list[str]] | None:
             f"CONSUMER.DELETE.{stream}.{own}", f"CONSUMER.MSG.NEXT.{stream}.{own}",
         )  # fmt: skip
         publish.append(f"$JS.ACK.{stream}.{own}.>")
+    if user in JETSTREAM_OBSERVERS:
+        publish += _api("STREAM.NAMES", "STREAM.LIST", "CONSUMER.NAMES.*", "CONSUMER.LIST.*")
+    publish += _api(*(f"STREAM.MSG.GET.{stream}" for stream in READS_LAST_OF.get(user, ())))
     for stream in EPHEMERALS_ON.get(user, ()):
         publish += _api(f"CONSUMER.CREATE.{stream}", f"CONSUMER.CREATE.{stream}.*", f"CONSUMER.CREATE.{stream}.*.>")
         publish += _api(f"CONSUMER.INFO.{stream}.*", f"CONSUMER.DELETE.{stream}.*")

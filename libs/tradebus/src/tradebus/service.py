@@ -27,7 +27,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -35,16 +35,17 @@ import nats
 import nats.errors
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from faststream.nats import JStream, NatsBroker
 from faststream.security import SASLPlaintext
-from faststream.specification import AsyncAPI, get_asyncapi_html
+from faststream.specification import AsyncAPI
 from nats.js.api import DeliverPolicy
 
-from tradebus import db, metrics, natsauth, subjects
+from tradebus import apidocs, db, metrics, natsauth, subjects
 from tradebus.admission import Admission, Screen
 from tradebus.bus import BatchConsumer, BatchHandler, Publisher, consumer_lag, ensure_streams, server_version
 from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
+from tradebus.feedhealth import feeds
 from tradebus.lease import InstanceLease, LeaseLost
 from tradebus.logging import configure_logging, get_logger
 from tradebus.ratelimit import Limits, RateLimiter, RateLimitMiddleware
@@ -61,13 +62,15 @@ CORE_CHECKS: Final = ("bus", "database", "consumers", "lease")
 FENCED_EXIT_CODE: Final = 75
 """Exit status of a process fenced off by another instance's take-over (its supervisor restarts
 it, as a standby)."""
-ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/openapi.json")
+ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json")
 """Routes a standby serves too; the service's own answer 503 until it is active."""
 UNLIMITED: Final = (*ALWAYS_SERVED, "/static")
 """Routes no rate limit applies to: probes, scrapes, documents and the console's static files."""
 EXIT_LOGIN_REFUSED: Final = 78
 """Exit code (EX_CONFIG) of a service whose NATS credentials are refused: restarting will not help."""
 STOP_TIMEOUT_S: Final = 10.0
+LAG_POLL_S: Final = 5.0
+"""How often each durable's backlog is read from the server (the lag gauge, stall detection)."""
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 """Collector thresholds once a service runs: every decoded message allocates a few dozen objects,
 and with the default (700, 10, 10) the collector rescans the long-lived state (series, books,
@@ -126,6 +129,8 @@ class Service:
         self._pool: asyncpg.Pool | None = None
         self._publisher: Publisher | None = None
         self._consumers: list[BatchConsumer[Any]] = []
+        self._backlog_since: dict[str, datetime] = {}
+        """When each consumer's durable was first seen with a backlog (cleared once it has none)."""
         self._own_process = False
         """Set by `run`: the process is this service's alone, so its collector may be tuned."""
         self._checks: dict[str, tuple[CheckFn, bool]] = {}
@@ -178,6 +183,7 @@ class Service:
         documented_as: type[Envelope] | None = None,
         admission: Admission | None = None,
         screen: Screen[E] | None = None,
+        screen_reasons: Sequence[str] = (),
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register a batch handler for `model` events on `subject` (durable `<service>-<name>`).
 
@@ -214,6 +220,7 @@ class Service:
                 linger_while=linger_while,
                 admission=admission or Admission.of(self.settings),
                 screen=screen,
+                screen_reasons=screen_reasons,
             )
             self._consumers.append(consumer)
             self._document_subscriber(
@@ -423,6 +430,8 @@ class Service:
         while not self.stopping.is_set():
             status, checks = await self.readiness()
             metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
+            for check, result in checks.items():
+                metrics.READINESS_CHECK.labels(self.name, check).set(1 if result.ok else 0)
             event = HeartbeatEvent.build(
                 event_id=f"heartbeat:{self.name}:{self.instance}:{self._started_ms}:{beat}",
                 source=self.name,
@@ -433,6 +442,7 @@ class Service:
                     started_at=self.started_at,
                     status=status,
                     checks={k: v.ok for k, v in checks.items()},
+                    feeds=feeds(self.name).snapshots(),
                 ),
             )
             try:
@@ -452,7 +462,25 @@ class Service:
                     log.debug("consumer lag unknown", consumer=consumer.name, error=repr(exc))
                     continue
                 metrics.CONSUMER_LAG.labels(self.name, consumer.name).set(lag)
-            await asyncio.sleep(5.0)
+                if lag:
+                    self._backlog_since.setdefault(consumer.name, datetime.now(tz=UTC))
+                else:
+                    self._backlog_since.pop(consumer.name, None)
+            await asyncio.sleep(LAG_POLL_S)
+
+    def stalled(self) -> list[str]:
+        """Consumers that have had a backlog and handled nothing for `consumer_stall_s` (a stuck
+        handler, a dead pull loop), while they may run (a standby's gate is closed on purpose)."""
+        now = datetime.now(tz=UTC)
+        limit = timedelta(seconds=self.settings.consumer_stall_s)
+        return [
+            consumer.name
+            for consumer in self._consumers
+            if (since := self._backlog_since.get(consumer.name)) is not None
+            and now - since > limit
+            and now - (consumer.last_batch_at or self.started_at) > limit
+            and (consumer.gate is None or consumer.gate.is_set())
+        ]
 
     # ----------------------------------------------------------------- health
     async def readiness(self) -> tuple[str, dict[str, CheckResult]]:
@@ -488,7 +516,7 @@ class Service:
         if self._pool is None:
             return CheckResult(False, "database pool not open")
         try:
-            await db.ping(self._pool)
+            await db.ping(self._pool, service=self.name)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return CheckResult(False, f"database unreachable: {exc!r}")
         return CheckResult(True, "database answers")
@@ -538,8 +566,10 @@ class Service:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=f"tradebus {self.name}", version=self.version, lifespan=lifespan)
+        title = f"tradebus {self.name}"
+        app = FastAPI(title=title, version=self.version, lifespan=lifespan, docs_url=None, redoc_url=None)
         app.include_router(self.router)
+        apidocs.mount(app, title, self._asyncapi)
 
         async def standby_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             waiting = self._standby is not None and not self._active
@@ -552,8 +582,13 @@ class Service:
         app.add_middleware(RateLimitMiddleware, limiter=self.limiter, unlimited=UNLIMITED)
 
         @app.get("/health/live", tags=["health"])
-        async def live() -> dict[str, str]:
-            return {"service": self.name, "status": "ok"}
+        async def live() -> JSONResponse:
+            """200 while the process works; 503 when a consumer is stalled with every dependency up
+            (a restart may help; it cannot while the database or the bus is down)."""
+            if (stalled := self.stalled()) and (await self.readiness())[0] != "down":
+                detail = f"no progress for {self.settings.consumer_stall_s:.0f} s with a backlog: {', '.join(stalled)}"
+                return JSONResponse({"service": self.name, "status": "stalled", "detail": detail}, status_code=503)
+            return JSONResponse({"service": self.name, "status": "ok"})
 
         @app.get("/health/ready", tags=["health"])
         async def ready() -> JSONResponse:
@@ -569,14 +604,6 @@ class Service:
         async def prometheus_metrics() -> Response:
             body, content_type = metrics.render_latest()
             return Response(body, media_type=content_type)
-
-        @app.get("/docs/asyncapi", tags=["docs"])
-        async def asyncapi_json() -> JSONResponse:
-            return JSONResponse(self._asyncapi().to_jsonable())
-
-        @app.get("/docs/asyncapi.html", tags=["docs"], response_class=HTMLResponse)
-        async def asyncapi_html() -> str:
-            return get_asyncapi_html(self._asyncapi())
 
         return app
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES: Final = ("ingest", "aggregator", "signal", "risk", "telemetry", "rollup")
@@ -22,6 +24,31 @@ CONSOLE: Final = "console"
 """The trader's web page: it reads the bus and the services' APIs, owns no schema and publishes nothing."""
 PROCESSES: Final = (*SERVICES, CONSOLE)
 """Every process a local stack runs (`tradebus up`); SERVICES are the pipeline's, which heartbeat."""
+TRADEBUS_VARIABLES: Final = frozenset(
+    {
+        "TRADEBUS_ALERTMANAGER_PORT",
+        "TRADEBUS_API_TOKEN",
+        "TRADEBUS_BIND",
+        "TRADEBUS_DEBUG",
+        "TRADEBUS_DEPENDENCY_RESTART_S",
+        "TRADEBUS_JOBS",
+        "TRADEBUS_LOCAL",
+        "TRADEBUS_MONITORING",
+        "TRADEBUS_PROMETHEUS_INTERVAL_S",
+        "TRADEBUS_PROMETHEUS_PORT",
+        "TRADEBUS_PROMETHEUS_RULES",
+        "TRADEBUS_RUN_DIR",
+        "TRADEBUS_SUPERVISOR_PORT",
+        "TRADEBUS_TEST_ADMIN_DSN",
+        "TRADEBUS_WATCHDOG",
+        "TRADEBUS_WATCHDOG_GRACE_S",
+        "TRADEBUS_WATCHDOG_INTERVAL_S",
+        "TRADEBUS_WATCHDOG_MAX_PER_HOUR",
+        "TRADEBUS_WATCHDOG_MISSES",
+        *(f"TRADEBUS_{service.upper()}_PORT" for service in DEFAULT_PORTS),
+    }
+)
+"""Every `TRADEBUS_*` environment variable something reads (README and docs/ARCHITECTURE.md say what for)."""
 DEFAULT_MAX_MESSAGE_BYTES: Final = 32 * 1024
 """The largest real event is a signal of five horizons with its explanation, ~4.4 KB (measured by
 signal's `test_stored_data`); seven times that leaves room for more features, and refuses padding
@@ -44,7 +71,8 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/tradebus"
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
-    log_format: str = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """auto: readable and coloured when stderr is a terminal, JSON lines otherwise."""
     http_host: str = "127.0.0.1"
     heartbeat_interval_s: float = 5.0
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
@@ -63,6 +91,12 @@ class Settings(BaseSettings):
     rate_limit_per_token: int = Field(
         default=3000, ge=0, description="API requests per window with one bearer token (0: unlimited)."
     )
+    consumer_stall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A consumer with a backlog that has handled nothing for this long fails /health/live "
+        "(the supervisor or an orchestrator restarts the process), unless a dependency is down.",
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -79,11 +113,39 @@ class Settings(BaseSettings):
 
 
 def port_for(service: str) -> int:
-    """HTTP port of `service`: `TRADEBUS_<SERVICE>_PORT`, else DESIGN.md's default."""
+    """HTTP port of `service`: `TRADEBUS_<SERVICE>_PORT`, else its default (docs/ARCHITECTURE.md, "The contract")."""
     import os
 
-    raw = os.environ.get(f"TRADEBUS_{service.upper()}_PORT")
-    return int(raw) if raw else DEFAULT_PORTS[service]
+    name = f"TRADEBUS_{service.upper()}_PORT"
+    raw = os.environ.get(name)
+    if not raw:
+        return DEFAULT_PORTS[service]
+    if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{name}={raw!r} is not a port number (1-65535)")
+    return int(raw)
+
+
+def unknown_variables(environ: Mapping[str, str], prefix: str, known: Iterable[str]) -> list[str]:
+    """A warning for each variable named `prefix…` that nothing reads (a misspelling is silently
+    unused otherwise), with the closest known name."""
+    names = sorted(known)
+    warnings = []
+    for name in sorted(n for n in environ if n.upper().startswith(prefix) and n.upper() not in names):
+        close = difflib.get_close_matches(name.upper(), names, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is set but nothing reads it{hint}")
+    return warnings
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming each environment variable that failed validation, and why (secrets unshown)."""
+    parts = []
+    for error in exc.errors():
+        name = "_".join(str(p) for p in error["loc"]).upper() or exc.title
+        secret = any(word in name for word in ("PASSWORD", "TOKEN", "SECRET"))
+        shown = "" if secret or "input" not in error or isinstance(error["input"], dict) else f"={error['input']!r}"
+        parts.append(f"{name}{shown}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)
 
 
 def url_for(service: str, host: str = "127.0.0.1") -> str:

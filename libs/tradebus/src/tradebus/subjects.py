@@ -1,4 +1,4 @@
-"""Subject names and the JetStream streams that hold them (the bus contract of DESIGN.md)."""
+"""Subject names and the JetStream streams that hold them (docs/ARCHITECTURE.md, "The contract")."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def exec_position(symbol: str) -> str:
 
 def exec_rejected(symbol: str) -> str:
     return f"exec.rejected.{symbol}"
+
+
+def exec_breaker(scope: str) -> str:
+    """A symbol's circuit breaker, or the account-wide one (`ACCOUNT`)."""
+    return f"exec.breaker.{scope}"
 
 
 def quality(symbol: str) -> str:
@@ -74,3 +79,18 @@ STREAMS: Final[tuple[StreamSpec, ...]] = (
     StreamSpec("ROLLUPS", ("rollups.>",), 365 * _DAY, "daily and per-strategy performance"),
     StreamSpec("DLQ", ("dlq.>",), 30 * _DAY, "messages a service could not process"),
 )
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why `subject` is not a NATS subject to subscribe to (None when it is one): NATS answers a
+    bad one with an exception, after the connection is made."""
+    if not subject or any(c.isspace() for c in subject):
+        return "it is empty or has white space"
+    tokens = subject.split(".")
+    if "" in tokens:
+        return "a token between dots is empty"
+    if any(">" in t and t != ">" for t in tokens) or ">" in tokens[:-1]:
+        return "'>' stands alone, as the last token"
+    if any("*" in t and t != "*" for t in tokens):
+        return "'*' stands alone, as a whole token"
+    return None

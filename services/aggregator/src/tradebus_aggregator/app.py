@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Query
+from fastapi import Depends, HTTPException, Query
 from pydantic import ValidationError
 
 from tradebus import subjects
@@ -14,6 +14,7 @@ from tradebus.admission import Refusal
 from tradebus.events import Bar, BarEvent, encode_bar_event
 from tradebus.logging import get_logger
 from tradebus.service import Service
+from tradebus.symbols import UNKNOWN_SYMBOL, required_symbol
 from tradebus.timeframes import (
     HIGHER_INTERVALS,
     INTERVALS,
@@ -33,6 +34,10 @@ log = get_logger(__name__)
 
 NAME = "aggregator"
 MAX_LIMIT = 5000
+INTERVAL = "interval"
+REVISION_CONFLICT = "revision_conflict"
+SCREEN_REASONS = (INTERVAL, REVISION_CONFLICT)
+"""Why the aggregator's own screen dead-letters a 1m bar (beside the shared consumer's reasons)."""
 
 
 class Aggregation:
@@ -80,14 +85,14 @@ class Aggregation:
         for event in events:
             bar = event.data
             if bar.interval != "1m":
-                out.append(Refusal("interval", f"a {bar.interval} bar on bars.1m"))
+                out.append(Refusal(INTERVAL, f"a {bar.interval} bar on bars.1m"))
                 continue
             key = (bar.symbol, bar.open_ms)
             minute = Minute.of(bar)
             held = seen.get(key) or self.state.of(bar.symbol).minutes.get(bar.open_ms)
             if held is not None and held.revision == minute.revision and held != minute:
                 detail = f"{event.event_id} r{minute.revision} differs from the bar held at that revision"
-                out.append(Refusal("revision_conflict", detail))
+                out.append(Refusal(REVISION_CONFLICT, detail))
                 continue
             if held is None or minute.revision > held.revision:
                 seen[key] = minute
@@ -147,12 +152,6 @@ def _count(bars: list[Bar]) -> None:
             metrics.INCOMPLETE_BARS.labels(bar.interval).inc()
 
 
-def _symbol(value: str) -> str:
-    if not value.isascii() or not value.isalnum() or value != value.upper():
-        raise HTTPException(422, f"symbol must be upper-case alphanumeric like BTCUSDT, got {value!r}")
-    return value
-
-
 def _interval(value: str) -> Interval:
     try:
         return parse_interval(value)
@@ -183,6 +182,7 @@ def build_service(settings: AggregatorSettings) -> Service:
         model=BarEvent,
         batch_size=settings.aggregator_batch_size,
         screen=aggregation.screen,
+        screen_reasons=SCREEN_REASONS,
     )
     async def on_bars(events: list[BarEvent]) -> None:
         await aggregation.handle(events)
@@ -191,10 +191,12 @@ def build_service(settings: AggregatorSettings) -> Service:
         service.publishes(f"bars.{interval}.*", BarEvent, f"{interval} bars aggregated from 1m bars")
 
     @service.router.get(
-        "/v1/bars", tags=["bars"], responses={409: {"description": "A stored bar in the range is invalid."}}
+        "/v1/bars",
+        tags=["bars"],
+        responses={409: {"description": "A stored bar in the range is invalid."}, **UNKNOWN_SYMBOL},
     )
     async def get_bars(
-        symbol: str,
+        symbol: str = Depends(required_symbol(settings.symbols)),
         interval: str = "1m",
         start: Annotated[datetime | None, Query(description="ISO-8601, inclusive")] = None,
         end: Annotated[datetime | None, Query(description="ISO-8601, exclusive")] = None,
@@ -202,7 +204,7 @@ def build_service(settings: AggregatorSettings) -> Service:
     ) -> list[dict[str, Any]]:
         """The newest `limit` bars of `symbol` on `interval` in [start, end), oldest first."""
         try:
-            bars = await aggregation.repo.bars(_symbol(symbol), _interval(interval), _utc(start), _utc(end), limit)
+            bars = await aggregation.repo.bars(symbol, _interval(interval), _utc(start), _utc(end), limit)
         except ValidationError as exc:
             log.error("invalid stored bar", symbol=symbol, interval=interval, error=repr(exc))
             raise HTTPException(409, f"a stored {interval} bar of {symbol} in the range is invalid: {exc}") from exc

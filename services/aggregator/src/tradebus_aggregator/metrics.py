@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from tradebus.timeframes import HIGHER_INTERVALS
+
 BARS_PUBLISHED = Counter(
     "tradebus_aggregator_bars_published_total", "Higher bars published, revisions included.", ["interval"]
 )
@@ -13,3 +15,7 @@ BARS_REVISED = Counter(
 INCOMPLETE_BARS = Counter(
     "tradebus_aggregator_incomplete_bars_total", "Higher bars published with minutes missing.", ["interval"]
 )
+
+for _interval in HIGHER_INTERVALS:  # at 0 from the start: increase() counts the first bar
+    for _counter in (BARS_PUBLISHED, BARS_REVISED, INCOMPLETE_BARS):
+        _counter.labels(_interval)

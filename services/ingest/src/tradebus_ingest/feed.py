@@ -125,7 +125,7 @@ class SyntheticFeed:
             if checkpoint is not None:
                 cursors[symbol] = _Cursor(datetime_to_ms(checkpoint.open_time), checkpoint.last_close)
             else:
-                cursors[symbol] = _Cursor(start - MINUTE_MS, synthetic.start_price(symbol))
+                cursors[symbol] = _Cursor(start - MINUTE_MS, synthetic.close_before(self._seed, symbol, start))
         return cursors
 
     async def _publish_until(self, cursors: dict[str, _Cursor], last_open_ms: int, mode: Mode) -> int:

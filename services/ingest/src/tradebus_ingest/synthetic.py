@@ -7,6 +7,9 @@ follow slowly changing regimes (smoothly interpolated between random knots a few
 themselves functions of `(seed, symbol, time)` only), so trends last hours and a
 trend-following strategy has something to trade. A weak pull towards the starting price keeps
 a path that runs for months from wandering off to zero or infinity.
+
+Every path starts at a UTC midnight (`close_before`), whatever minute a history begins at, so two
+stacks started on the same day with the same seed (`INGEST_SEED`) show the same prices.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ START_PRICES: Final[dict[str, Decimal]] = {"BTCUSDT": Decimal("30000"), "ETHUSDT
 DEFAULT_START_PRICE: Final = Decimal("100")
 
 _HOUR_MS: Final = 60 * MINUTE_MS
+_DAY_MS: Final = 24 * _HOUR_MS
 # Regime knots: drift changes over a few hours (trends), a slower drift component over a day,
 # volatility over half a day.
 _FAST_DRIFT_KNOT_MS: Final = 3 * _HOUR_MS
@@ -119,3 +123,12 @@ def bars_between(seed: int, symbol: str, first_open_ms: int, last_open_ms: int, 
         bar = next_bar(seed, symbol, open_ms, close)
         close = bar.close
         yield bar
+
+
+def close_before(seed: int, symbol: str, first_open_ms: int) -> Decimal:
+    """The close a history beginning at `first_open_ms` follows: its path starts at the symbol's
+    start price at the UTC midnight on or before that minute (at most a day of bars to compute)."""
+    close = start_price(symbol)
+    for bar in bars_between(seed, symbol, first_open_ms - first_open_ms % _DAY_MS, first_open_ms - MINUTE_MS, close):
+        close = bar.close
+    return close

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from tradebus import subjects
 from tradebus.events import (
+    Breaker,
     Direction,
     Envelope,
     Fill,
@@ -26,7 +27,10 @@ from tradebus.events import (
     Side,
     Trade,
     TradeEvent,
+    critical_price_problem,
 )
+from tradebus_risk.breaker import BreakerLimits, Breakers
+from tradebus_risk.gate import EntryGate
 from tradebus_risk.inbound import BarMessage, SignalMessage
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.paper import exit_trigger
@@ -47,6 +51,7 @@ class Changes:
     events: list[tuple[str, Envelope]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     fills: list[Side] = field(default_factory=list)
+    breakers: list[Breaker] = field(default_factory=list)
 
 
 class Book:
@@ -69,6 +74,10 @@ class Book:
         self.limits = limits
         self.money = limits.money
         self.changes = Changes()
+        self.breakers = Breakers(BreakerLimits())
+        """The circuit breakers (`breaker`); the desk gives the book its saved ones."""
+        self.gate: EntryGate | None = None
+        """Screens accepted LIVE entries on wall-clock state (`gate`: readiness); None: no gate."""
         self._drawdown_watched = False
         """Whether the drawdown was checked at the current equity (only fills and marks move it)."""
 
@@ -129,6 +138,8 @@ class Book:
         live = event.mode is Mode.LIVE
         snapshot = self.snapshot(signal.symbol)
         verdict = evaluate(signal, snapshot, self.limits, wall_clock=wall_clock if live else None, late=late)
+        if verdict.reason is Reason.ENTRY:
+            verdict = self._screen_entry(signal.symbol, at, event, verdict)
         self.changes.verdicts.append(verdict)
         self.changes.audits.append(
             AuditEntry(event.event_id, signal.symbol, verdict.decision, verdict.reason, verdict.detail, at, event.mode)
@@ -196,6 +207,9 @@ class Book:
             return  # already applied (a redelivery, or a late minute that cannot rewrite the past)
         self.bar_applied[bar.symbol] = bar.open_time
         self._roll_day(bar.open_time)
+        if (problem := critical_price_problem(bar.open, bar.high, bar.low, bar.close)) is not None:
+            self.breakers.bad_bar(bar.symbol, bar.open_time, event.mode, problem)
+            self._record_breakers()
         due = sorted(
             (o for o in self.pending.values() if o.symbol == bar.symbol and o.submitted_at <= bar.open_time),
             key=lambda o: (o.submitted_at, o.order_id),
@@ -212,8 +226,9 @@ class Book:
                 self._fill(order, trigger.price, bar.open_time)
             else:
                 holding.mark_price = bar.close
-        if due or holding is not None or not self._drawdown_watched:
-            self._watch_drawdown(bar.open_time, event.mode)
+        moved = bool(due) or holding is not None
+        if moved or not self._drawdown_watched:
+            self._watch_drawdown(bar.open_time, event.mode, moved=moved)
         # else: no fill and no mark moved, so the equity is the one last checked: nothing to do
 
     # ----------------------------------------------------------------- account
@@ -225,6 +240,37 @@ class Book:
         detail = f"peak reset to {plain(self.account.peak_equity)}; was {'frozen' if was_frozen else 'not frozen'}"
         self.changes.audits.append(AuditEntry(None, None, "reset", "manual_reset", detail, at, mode))
 
+    def reset_breakers(self, scope: str | None, at: datetime, mode: Mode) -> list[str]:
+        """Close `scope`'s circuit breaker (every open one when None) by hand (audited, published)."""
+        closed = self.breakers.reset(scope, at, mode)
+        self._record_breakers()
+        return closed
+
+    def trip_breaker(self, scope: str, trigger: str, detail: str, at: datetime, mode: Mode) -> None:
+        """Open `scope`'s breaker on a fact from outside the book (audited, published)."""
+        self.breakers.trip(scope, trigger, detail, at, mode)
+        self._record_breakers()
+
+    # ----------------------------------------------------------------- safety hooks
+    def _screen_entry(self, symbol: str, at: datetime, event: SignalMessage, verdict: Verdict) -> Verdict:
+        """An accepted entry passes the readiness gate (live only) and the breakers (`breaker`, `gate`)."""
+        if self.gate is not None and event.mode is Mode.LIVE:
+            verdict = self.gate(verdict)
+        if verdict.reason is Reason.ENTRY:
+            verdict = self.breakers.screen(symbol, at, event.mode, verdict, f"{event.event_id}:entry")
+            self._record_breakers()
+        return verdict
+
+    def _record_breakers(self) -> None:
+        """Move the breakers' transitions into the batch's changes (audit rows, events)."""
+        breakers = self.breakers
+        if breakers.transitions:
+            for t in breakers.transitions:
+                self.changes.audits.append(t.audit)
+                self._emit(t.subject, t.event)
+                self.changes.breakers.append(t.data)
+            breakers.transitions.clear()
+
     # ----------------------------------------------------------------- internals
     def _roll_day(self, at: datetime) -> None:
         day = at.date()
@@ -233,7 +279,10 @@ class Book:
             self.account.day_start_equity = self.equity()
             self.account.day_realized = Decimal(0)
 
-    def _watch_drawdown(self, at: datetime, mode: Mode) -> None:
+    def _watch_drawdown(self, at: datetime, mode: Mode, *, moved: bool) -> None:
+        """Freeze at the drawdown limit; `moved`: a fill or a mark moved the equity (else this is
+        the first check of a reloaded book, which an uninterrupted run did not make: the breaker's
+        equity reference must not see it, or its window would restart at another time)."""
         self._drawdown_watched = True
         equity = self.equity()
         self.account.peak_equity = max(self.account.peak_equity, equity)
@@ -243,6 +292,9 @@ class Book:
             limit = self.limits.max_drawdown_pct
             detail = f"drawdown {drawdown:.4%} from peak {plain(self.account.peak_equity)} (limit {plain(limit)})"
             self.changes.audits.append(AuditEntry(None, None, "freeze", Reason.DRAWDOWN_FREEZE, detail, at, mode))
+        if moved:
+            self.breakers.equity(at, equity, mode)
+            self._record_breakers()
 
     def _exit_order(
         self, holding: Holding, reason: str, at: datetime, *, signal_id: str | None = None, trace_id: str | None = None
@@ -291,6 +343,9 @@ class Book:
             quantity = min(quantity, self._affordable(price))
             if quantity <= 0 or money.notional(quantity, price, Side.BUY) < self.limits.min_notional:
                 self._close_order(order, "cancelled")
+                detail = f"{order.order_id} cancelled at {plain(price)}: cash buys less than the minimum notional"
+                self.breakers.fill_failed(order.symbol, order.order_id, at, order.mode, detail)
+                self._record_breakers()
                 return
         notional = money.notional(quantity, price, order.side)
         cost = money.fee(notional, self.limits.fee_rate)
@@ -316,6 +371,8 @@ class Book:
             ),
         )
         if order.purpose == "entry":
+            self.breakers.fill_ok(order.symbol, order.order_id, at, order.mode)
+            self._record_breakers()
             self._open(order, quantity, price, notional, cost, at)
         else:
             self._close(order, price, notional, cost, at)

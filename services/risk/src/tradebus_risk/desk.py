@@ -97,6 +97,7 @@ import asyncpg
 
 from tradebus.bus import Publisher
 from tradebus.events import (
+    BreakerEvent,
     Envelope,
     FillEvent,
     Mode,
@@ -104,11 +105,14 @@ from tradebus.events import (
     PositionEvent,
     RejectionEvent,
     TradeEvent,
+    critical_price_problem,
 )
 from tradebus.logging import get_logger
 from tradebus.timeframes import interval_ms
-from tradebus_risk import metrics
+from tradebus_risk import breaker_store, metrics
 from tradebus_risk.book import Book, Changes
+from tradebus_risk.breaker import BreakerLimits, Breakers, BreakerState
+from tradebus_risk.gate import EntryGate
 from tradebus_risk.inbound import RiskBarEvent, RiskSignalEvent
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.merge import NO_MARKS, Key, Kind, MergeQueue, Stream, StreamMarks, Watermark, head, item_key, take
@@ -119,7 +123,7 @@ log = get_logger(__name__)
 
 OUTBOX_BATCH: Final = 1_000
 _EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
-    cls.EVENT_TYPE: cls for cls in (OrderEvent, FillEvent, PositionEvent, TradeEvent, RejectionEvent)
+    cls.EVENT_TYPE: cls for cls in (OrderEvent, FillEvent, PositionEvent, TradeEvent, RejectionEvent, BreakerEvent)
 }
 
 
@@ -188,6 +192,8 @@ class Desk:
         symbols: Iterable[str] = (),
         hold_s: float = DEFAULT_HOLD_S,
         monotonic: Callable[[], float] = time.monotonic,
+        breaker_limits: BreakerLimits = BreakerLimits(),
+        gate: EntryGate | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -195,6 +201,9 @@ class Desk:
         self.limits = limits
         self._clock = clock
         self._monotonic = monotonic
+        self.breaker_limits = breaker_limits
+        self.gate = gate
+        """Screens accepted live entries (the readiness gate, `gate`), None for none."""
         self.watermark = Watermark(frozenset(symbols), hold_s)
         """Which streams the global event-time order waits for (process lifetime, see `merge`)."""
         self._book_lock = asyncio.Lock()
@@ -347,6 +356,7 @@ class Desk:
                     if batch.touched or batch.stage or then is not None:  # else only bars wait: nothing durable
                         batch.marks = {symbol: _durable_marks(state, symbol) for symbol in batch.touched}
                         await self.repo.save(conn, batch)
+                        await breaker_store.save_dirty(conn, state.book.breakers)
                         state.version = batch.version
             except BaseException:
                 self._state = None  # memory may be ahead of what was committed
@@ -374,6 +384,8 @@ class Desk:
         if self._state is not None and self._state.version == version:
             return self._state
         state = DeskState(version, await self.repo.load_book(conn), await self.repo.marks(conn))
+        state.book.breakers = Breakers(self.breaker_limits, await breaker_store.load(conn))
+        state.book.gate = self.gate
         for row in await self.repo.staged(conn):
             kind: Kind = row["kind"]
             model: type[RiskSignalEvent | RiskBarEvent] = RiskSignalEvent if kind == "signal" else RiskBarEvent
@@ -446,6 +458,34 @@ class Desk:
         log.info("risk reset", equity=str(book.equity()), peak=str(book.account.peak_equity))
         return book
 
+    async def reset_breakers(self, scope: str | None) -> list[str]:
+        """Close `scope`'s circuit breaker, or every open one (audited, published): the scopes closed."""
+        closed: list[str] = []
+
+        def reset(book: Book) -> None:
+            closed.extend(book.reset_breakers(scope, self._clock(), Mode.LIVE))
+
+        book = await self._transact(self._stage_nothing, then=reset)
+        metrics.count_breakers(book.changes.breakers)
+        await self.flush()
+        log.info("circuit breakers reset", scopes=closed)
+        return closed
+
+    async def trip_live(self, symbol: str, trigger: str, detail: str, at: datetime) -> None:
+        """Open `symbol`'s breaker on a live, wall-clock fact (a critical telemetry issue)."""
+        book = await self._transact(
+            self._stage_nothing, then=lambda b: b.trip_breaker(symbol, trigger, detail, at, Mode.LIVE)
+        )
+        metrics.count_breakers(book.changes.breakers)
+        await self.flush()
+
+    async def breakers(self) -> dict[str, BreakerState]:
+        """Every breaker's state (memory copy when valid and free, as `status`)."""
+        state = self._state
+        if state is not None and not self._book_lock.locked():
+            return dict(state.book.breakers.states)
+        return await breaker_store.load(self._pool())
+
     async def status(self) -> TradingStatus:
         """Frozen or not, and the open positions: from the memory copy when there is one and the
         book lock is free (then no transaction is half-way: the copy is the committed state), else
@@ -490,6 +530,7 @@ class Desk:
             metrics.DECISIONS.labels(decision, reason).inc(count)
         for side in book.changes.fills:
             metrics.FILLS.labels(side.value).inc()
+        metrics.count_breakers(book.changes.breakers)
         self._update_gauges(book)
 
     @staticmethod
@@ -524,7 +565,7 @@ def _quiet(state: DeskState, event: RiskBarEvent) -> bool:
     marks = state.marks.get(symbol, _NO_MARKS)
     if marks.signal_seen is None or marks.base is None or marks.signal_seen + marks.base <= at:
         return False  # a signal deciding at or before `at` may still come
-    return state.book.quiet_bar(symbol, at)
+    return state.book.quiet_bar(symbol, at) and critical_price_problem(bar.open, bar.high, bar.low, bar.close) is None
 
 
 def _see_bar(state: DeskState, symbol: str, at: datetime) -> bool:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import Counter, Gauge
+
+from tradebus.events import Breaker
+from tradebus_risk.breaker import BreakerState
 
 DECISIONS = Counter(
     "tradebus_risk_decisions_total", "Verdicts on signals, by decision and reason.", ["decision", "reason"]
@@ -22,3 +27,27 @@ WATERMARK_EXCUSED = Counter(
     "Streams left out of the event-time order after RISK_WATERMARK_HOLD_S of silence.",
     ["kind"],
 )
+BREAKER_OPEN = Gauge(
+    "tradebus_risk_breaker_open",
+    "Circuit breakers by scope (a symbol, or ACCOUNT): 1 open, 0.5 half-open, 0 closed.",
+    ["scope"],
+)
+BREAKER_TRIPS = Counter("tradebus_risk_breaker_trips_total", "Circuit breaker trips, by trigger.", ["trigger"])
+READINESS_GATE = Gauge(
+    "tradebus_risk_readiness_gate_closed", "1 while telemetry's readiness keeps risk from opening live positions."
+)
+_BREAKER_LEVEL = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+def count_breakers(changes: Iterable[Breaker]) -> None:
+    """Gauges and trip counts for a batch's breaker transitions."""
+    for change in changes:
+        BREAKER_OPEN.labels(change.scope).set(_BREAKER_LEVEL[change.state])
+        if change.state == "open":
+            BREAKER_TRIPS.labels(change.trigger).inc()
+
+
+def set_breakers(states: Mapping[str, BreakerState]) -> None:
+    """The gauges from the saved breakers (at start)."""
+    for scope, state in states.items():
+        BREAKER_OPEN.labels(scope).set(_BREAKER_LEVEL[state.state])

@@ -39,6 +39,9 @@ class Reason(StrEnum):
     NO_PLAN = "no_plan"
     NO_POSITION = "no_position"
     INSUFFICIENT_BALANCE = "insufficient_balance"
+    CIRCUIT_BREAKER = "circuit_breaker"
+    READINESS_BLOCKED = "readiness_blocked"
+    READINESS_DEGRADED = "readiness_degraded"
 
 
 Decision = Literal["accepted", "rejected", "hold"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from tradebus.settings import Settings
+from tradebus_risk.breaker import BreakerLimits
 from tradebus_risk.limits import RiskLimits
 
 
@@ -39,6 +41,17 @@ class RiskSettings(Settings):
     """How long a silent stream (a symbol's bars or signals) may hold the global event-time order
     back; then it is excused, the others go on, and what it delivers behind them is late (see
     `merge`). Readiness names the streams holding or excused."""
+    risk_breaker_fill_failures: int = Field(default=3, ge=1)
+    """Consecutive paper-fill failures of a symbol that trip its circuit breaker (`breaker`)."""
+    risk_breaker_cooldown_s: float = Field(default=1800.0, gt=0)
+    """Event-time seconds a tripped breaker stays open before it lets one probe entry through."""
+    risk_breaker_equity_drop_pct: Decimal = Field(default=Decimal("0.05"), gt=0, le=1)
+    """A fall of equity by this fraction from its last high, within the window, trips ACCOUNT."""
+    risk_breaker_equity_window_s: float = Field(default=3600.0, gt=0)
+    risk_readiness_degraded: Literal["trade", "block"] = "trade"
+    """What a live entry does while telemetry's readiness is DEGRADED (`gate`): trade (flagged) or not."""
+    risk_readiness_max_age_s: float = Field(default=180.0, gt=0)
+    """A readiness report older than this is no longer believed (telemetry publishes every 60 s)."""
     tradebus_api_token: SecretStr | None = None
 
     def limits(self) -> RiskLimits:
@@ -58,4 +71,12 @@ class RiskSettings(Settings):
             min_notional=self.risk_min_notional,
             price_decimals=self.risk_price_decimals,
             quote_decimals=self.risk_quote_decimals,
+        )
+
+    def breaker_limits(self) -> BreakerLimits:
+        return BreakerLimits(
+            fill_failures=self.risk_breaker_fill_failures,
+            cooldown=timedelta(seconds=self.risk_breaker_cooldown_s),
+            equity_drop_pct=self.risk_breaker_equity_drop_pct,
+            equity_window=timedelta(seconds=self.risk_breaker_equity_window_s),
         )

@@ -9,7 +9,9 @@ import asyncpg
 
 from tradebus.timeframes import iso_utc
 from tradebus_risk.book import Book
+from tradebus_risk.breaker import BreakerState
 from tradebus_risk.records import Holding
+from tradebus_risk.restart_check import PositionCheck
 
 
 def amount(value: Decimal | None) -> str | None:
@@ -74,4 +76,31 @@ def trade_view(r: asyncpg.Record) -> dict[str, Any]:
         "net_pnl": amount(r["net_pnl"]),
         "exit_reason": r["exit_reason"],
         "mode": r["mode"],
+    }
+
+
+def breaker_view(s: BreakerState) -> dict[str, Any]:
+    return {
+        "scope": s.scope,
+        "state": s.state,
+        "since": iso_utc(s.since) if s.since else None,
+        "reopens_at": iso_utc(s.reopens_at) if s.reopens_at else None,
+        "trigger": s.trigger,
+        "detail": s.detail,
+        "fill_failures": s.fill_failures,
+        "probe": s.probe,
+        "trips": s.trips,
+    }
+
+
+def restart_view(c: PositionCheck, trade: asyncpg.Record | None) -> dict[str, Any]:
+    return {
+        "symbol": c.symbol,
+        "position_id": c.position_id,
+        "entry_price": amount(c.entry_price),
+        "latest_price": amount(c.latest_price),
+        "latest_bar": iso_utc(c.latest_at) if c.latest_at else None,
+        "flags": list(c.flags),
+        "detail": c.detail,
+        "closed_by": trade_view(trade) if trade is not None else None,
     }

@@ -151,8 +151,9 @@ def fingerprint(result: PerformanceFigures) -> str:
     return hashlib.sha256(";".join(parts).encode()).hexdigest()[:16]
 
 
-def drawdown_ratio(peak: Decimal, current: Decimal) -> Decimal:
-    """Current drawdown of the cumulative net P&L relative to its peak, in [0, 1].
+def giveback_ratio(peak: Decimal, current: Decimal) -> Decimal:
+    """The share of the peak cumulative net P&L given back since, in [0, 1] (not an equity
+    drawdown: the account's is risk's `drawdown`).
 
     (peak − current) / peak, where the peak includes the curve's start at 0. With no profit
     ever made (peak ≤ 0) there is nothing to draw down from, so the ratio is 0; a fall below

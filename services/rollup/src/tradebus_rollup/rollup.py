@@ -98,6 +98,8 @@ class Rollup:
         self._instance = instance
         self._repository = repository
         self._publisher = publisher
+        for outcome in EodOutcome:  # at 0 from the start: increase() counts the first run
+            metrics.EOD_RUNS.labels(outcome.value)
 
     @property
     def repository(self) -> RollupRepository:
@@ -160,7 +162,7 @@ class Rollup:
         metrics.NET_PNL_TOTAL.set(float(totals.net_pnl))
         metrics.WIN_RATE.set(totals.wins / totals.trades if totals.trades else 0.0)
         metrics.DAILY_PNL.set(float(totals.latest_day_pnl or 0))
-        metrics.DRAWDOWN_RATIO.set(float(performance.drawdown_ratio(totals.peak, totals.net_pnl)))
+        metrics.PNL_GIVEBACK_RATIO.set(float(performance.giveback_ratio(totals.peak, totals.net_pnl)))
 
     async def gauge_loop(self) -> None:
         """Keep the gauges current even on an instance that is not receiving trades."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from tradebus.events import Symbol
+from tradebus.events import Signal, Symbol
+from tradebus.timeframes import Interval, datetime_to_ms, interval_ms
 from tradebus_signal.settings import MAX_BAR_LIMIT
+
+CLOSE_GRACE: Final = timedelta(seconds=60)
+"""How long after its close a bar may take to reach the store (exchange, ingest, aggregator)
+before the answer counts as behind the clock."""
 
 Horizon = Literal["5m", "15m", "1h", "4h", "1d"]
 
@@ -35,3 +41,20 @@ class SignalRequest(BaseModel):
         if value is not None and len(set(value)) != len(value):
             raise ValueError("horizons must be distinct")
         return value
+
+
+class SignalAnswer(Signal):
+    """`POST /v1/signal`'s answer: the signal (as published), and whether its bar lags the clock."""
+
+    stale: bool = Field(
+        description="True when newer base bars have closed than the latest stored one: the stack is "
+        "catching up (a backfill or replay still in progress), or its feed stopped."
+    )
+    bars_behind: int = Field(ge=0, description="Base bars closed by the wall clock after the one signalled.")
+
+
+def bars_behind(bar_time: datetime, interval: Interval, now: datetime) -> int:
+    """Base bars that have closed by `now` (less `CLOSE_GRACE`) after the one opening at `bar_time`."""
+    step = interval_ms(interval)
+    closed_by = datetime_to_ms(now - CLOSE_GRACE) // step * step  # close of the newest bar due by now
+    return max(0, (closed_by - (datetime_to_ms(bar_time) + step)) // step)

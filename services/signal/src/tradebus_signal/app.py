@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import orjson
-from fastapi import HTTPException, Query
+from fastapi import Depends, HTTPException
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -15,8 +15,9 @@ from tradebus import subjects
 from tradebus.events import BarEvent, Signal, SignalEvent
 from tradebus.logging import get_logger
 from tradebus.service import Service
+from tradebus.symbols import UNKNOWN_SYMBOL, known, required_symbol
 from tradebus.timeframes import Interval, interval_ms
-from tradebus_signal.api import RequestSymbol, SignalRequest
+from tradebus_signal.api import SignalAnswer, SignalRequest, bars_behind
 from tradebus_signal.engine import SERVICE, EngineOutput, SignalEngine, signal_from_bars
 from tradebus_signal.metrics import COMPUTE_SECONDS, SIGNALS
 from tradebus_signal.repository import Repository
@@ -117,23 +118,32 @@ def build_service(settings: SignalSettings) -> Service:
 
     @service.router.post(
         "/v1/signal",
-        response_model=Signal,
+        response_model=SignalAnswer | None,
         tags=["signal"],
-        responses={409: {"description": "The stored bars of the symbol cannot make a signal (invalid rows)."}},
+        responses={
+            409: {"description": "The stored bars of the symbol cannot make a signal (invalid rows)."},
+            **UNKNOWN_SYMBOL,
+        },
     )
-    async def compute_signal(request: SignalRequest) -> Signal:
-        """The signal for the latest stored bar of the base horizon (the first of `horizons`)."""
+    async def compute_signal(request: SignalRequest) -> SignalAnswer | None:
+        """The signal for the latest stored bar of the base horizon (the first of `horizons`); `null`
+        while no bar of it is stored. `stale` and `bars_behind` say whether that bar lags the clock."""
+        known(request.symbol, settings.symbols)
         try:
-            return await signal_for(request)
+            signal = await signal_for(request)
         except (ValidationError, ArithmeticError) as exc:
             log.error("stored bars cannot make a signal", symbol=request.symbol, error=repr(exc))
             raise HTTPException(409, f"the stored bars of {request.symbol} cannot make a signal: {exc}") from exc
+        if signal is None:
+            return None
+        behind = bars_behind(signal.bar_time, signal.interval, datetime.now(tz=UTC))
+        return SignalAnswer.model_validate({**dict(signal), "stale": behind > 0, "bars_behind": behind})
 
-    async def signal_for(request: SignalRequest) -> Signal:
+    async def signal_for(request: SignalRequest) -> Signal | None:
         chosen: tuple[Interval, ...] = tuple(request.horizons) if request.horizons else horizons
         base_bars = await repo().recent_bars(request.symbol, chosen[0], request.bar_limit)
         if not base_bars:
-            raise HTTPException(404, f"no {chosen[0]} bars stored for {request.symbol}")
+            return None
         decided_at = base_bars[-1].open_time + timedelta(milliseconds=interval_ms(chosen[0]))
         others = {
             h: await repo().recent_bars(
@@ -143,12 +153,12 @@ def build_service(settings: SignalSettings) -> Service:
         }
         return await asyncio.to_thread(signal_from_bars, base_bars, others, chosen, params, explain=request.explain)
 
-    @service.router.get("/v1/signals/latest", tags=["signal"])
-    async def latest_signal(symbol: RequestSymbol = Query(...)) -> Response:
-        """The newest signal emitted for `symbol`, as published."""
+    @service.router.get("/v1/signals/latest", tags=["signal"], responses=UNKNOWN_SYMBOL)
+    async def latest_signal(symbol: str = Depends(required_symbol(settings.symbols))) -> Response:
+        """The newest signal emitted for `symbol`, as published; `null` while none was."""
         stored = await repo().latest_signal(symbol)
         if stored is None:
-            raise HTTPException(404, f"no signal emitted for {symbol} yet")
+            return Response(b"null", media_type="application/json")
         return Response(orjson.dumps(orjson.loads(stored)["data"]), media_type="application/json")
 
     return service

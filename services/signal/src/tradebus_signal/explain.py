@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from tradebus.display import price, ratio, tick_of
 from tradebus.events import HorizonSignal, Signal
 
 _TAG_WORDS = {
@@ -45,8 +46,12 @@ def explanation(signal: Signal, horizon_lines: Sequence[str]) -> str:
     lines.extend(horizon_lines)
     if signal.plan is not None:
         p = signal.plan
-        targets = " / ".join(str(t) for t in p.targets)
-        lines.append(f"Plan: entry {p.entry}, stop {p.stop}, targets {targets}, risk/reward {p.risk_reward:.2f}.")
+        tick = tick_of(signal.price)
+        targets = " / ".join(price(t, tick) for t in p.targets)
+        lines.append(
+            f"Plan: entry {price(p.entry, tick)}, stop {price(p.stop, tick)}, targets {targets}, "
+            f"risk/reward {ratio(p.risk_reward, 2)}."
+        )
     elif "no_plan" in signal.rationale:
         lines.append("No trade plan: the base horizon has no ATR yet.")
     return "\n".join(lines)

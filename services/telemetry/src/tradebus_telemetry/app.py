@@ -9,11 +9,24 @@ from typing import Any
 from faststream import AckPolicy, Context
 from faststream.nats import DeliverPolicy, JStream
 
-from tradebus.events import BarEvent, FailurePoint, HeartbeatEvent, QualityIssueEvent, Readiness, ReadinessEvent
+from tradebus.events import (
+    BarEvent,
+    FailurePoint,
+    FeedStats,
+    HeartbeatEvent,
+    QualityIssueEvent,
+    Readiness,
+    ReadinessEvent,
+)
+from tradebus.feedhealth import FEEDS
+from tradebus.logging import get_logger
 from tradebus.service import Service
+from tradebus_telemetry.jetstream import JetStreamObserver
 from tradebus_telemetry.monitor import Monitor
 from tradebus_telemetry.report import DataQualityReport, build_report
 from tradebus_telemetry.settings import TelemetrySettings
+
+log = get_logger(__name__)
 
 RECENT_ISSUES = 100
 COUNT_WINDOW = timedelta(hours=1)
@@ -73,6 +86,17 @@ def build_service(settings: TelemetrySettings) -> Service:
             await monitor.tick()
             await asyncio.sleep(settings.telemetry_evaluate_interval_s)
 
+    observer = JetStreamObserver()
+
+    @service.background
+    async def observe_jetstream() -> None:
+        while True:
+            try:
+                await observer.observe(service.broker.connection.jetstream())
+            except Exception as exc:  # noqa: BLE001 - the bus may be down; the next look tries again
+                log.warning("JetStream state not read", error=repr(exc))
+            await asyncio.sleep(settings.telemetry_jetstream_interval_s)
+
     @service.router.get("/v1/readiness", response_model=Readiness, tags=["readiness"])
     async def get_readiness() -> Readiness:
         return await monitor.readiness()
@@ -80,6 +104,13 @@ def build_service(settings: TelemetrySettings) -> Service:
     @service.router.get("/v1/failure-points", response_model=list[FailurePoint], tags=["readiness"])
     async def get_failure_points() -> list[FailurePoint]:
         return (await monitor.readiness()).failure_points
+
+    @service.router.get("/v1/feeds", response_model=dict[str, dict[str, FeedStats]], tags=["readiness"])
+    async def get_feeds() -> dict[str, dict[str, FeedStats]]:
+        """Feed health (R-5.2) by feed, then service, from their latest heartbeats; the failure
+        points `feed_health:<feed>` judge them."""
+        seen = monitor.heartbeats.services
+        return {feed: {s: seen[s].feeds[feed] for s in sorted(seen) if feed in seen[s].feeds} for feed in FEEDS}
 
     @service.router.get("/v1/data-quality", response_model=DataQualityReport, tags=["quality"])
     async def get_data_quality() -> DataQualityReport:

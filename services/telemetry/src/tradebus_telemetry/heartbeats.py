@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from tradebus.events import HeartbeatEvent
+from tradebus.events import FeedStats, HeartbeatEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,7 @@ class Seen:
     status: str
     checks: dict[str, bool]
     at: datetime
+    feeds: dict[str, FeedStats] = field(default_factory=dict)
 
     def age_s(self, now: datetime) -> float:
         return max(0.0, (now - self.at).total_seconds())
@@ -34,4 +35,6 @@ class HeartbeatBook:
         previous = self.services.get(beat.service)
         if previous is not None and previous.at > at:
             return
-        self.services[beat.service] = Seen(beat.service, beat.instance, beat.status, dict(beat.checks), at)
+        self.services[beat.service] = Seen(
+            beat.service, beat.instance, beat.status, dict(beat.checks), at, dict(beat.feeds)
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from tradebus import db, subjects
 from tradebus.events import (
@@ -28,6 +29,7 @@ from tradebus.settings import SERVICES
 from tradebus.timeframes import Interval, datetime_to_ms
 from tradebus_telemetry import metrics
 from tradebus_telemetry.deadletters import DeadLetterLog
+from tradebus_telemetry.feedpoints import FeedLimits
 from tradebus_telemetry.freshness import Feed, FeedBook, Thresholds
 from tradebus_telemetry.heartbeats import HeartbeatBook
 from tradebus_telemetry.quality import Finding, IssueKind, QualityChecker
@@ -101,7 +103,18 @@ class Monitor:
         self.checker = QualityChecker(settings.telemetry_price_jump_ratio)
         self.dead_letters = DeadLetterLog(settings.telemetry_dlq_window_s)
         self.thresholds = Thresholds(settings.telemetry_feed_warning_s, settings.telemetry_feed_critical_s)
+        self.feed_limits = FeedLimits(
+            latency_warning_s=settings.telemetry_feed_latency_warning_s,
+            latency_critical_s=settings.telemetry_feed_latency_critical_s,
+            failure_warning=settings.telemetry_feed_failure_warning,
+            failure_critical=settings.telemetry_feed_failure_critical,
+            min_calls=settings.telemetry_feed_min_calls,
+        )
         self._last_published: Readiness | None = None
+        for symbol in settings.symbols:  # at 0 from the start: increase() counts the first issue
+            for kind in get_args(IssueKind):
+                for severity in Severity:
+                    metrics.QUALITY_ISSUES.labels(symbol, kind, severity.value)
 
     @property
     def repository(self) -> TelemetryRepository:
@@ -154,6 +167,7 @@ class Monitor:
                 feed_thresholds=self.thresholds,
                 dead_letters=self.dead_letters.recent(now),
                 dlq_window_s=self.settings.telemetry_dlq_window_s,
+                feed_limits=self.feed_limits,
             )
         )
 

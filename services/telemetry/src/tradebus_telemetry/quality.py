@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, Literal
 
-from tradebus.events import Bar, Mode, Severity
+from tradebus.events import Bar, Mode, Severity, critical_price_problem
 from tradebus.timeframes import interval_ms, ms_to_datetime
 from tradebus.timeframes import iso_utc as _iso
 
@@ -81,9 +81,7 @@ def fingerprint(bar: Bar) -> Fingerprint:
 def check_prices(bar: Bar) -> list[Finding]:
     """OHLC consistency and non-negative volumes: problems of the bar alone."""
     found: list[Finding] = []
-    problem = bar.ohlc_problem()
-    if problem is None and bar.low <= 0:
-        problem = f"non-positive low {bar.low}"
+    problem = critical_price_problem(bar.open, bar.high, bar.low, bar.close)
     if problem is not None:
         found.append(Finding("ohlc", Severity.CRITICAL, problem))
     for name, amount in (("volume", bar.volume), ("quote_volume", bar.quote_volume)):

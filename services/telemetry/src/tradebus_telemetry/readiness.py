@@ -12,6 +12,7 @@ from datetime import datetime
 
 from tradebus.events import FailurePoint, Readiness, ReadinessStatus, Severity
 from tradebus_telemetry.deadletters import DeadLetter
+from tradebus_telemetry.feedpoints import FeedLimits, feed_points
 from tradebus_telemetry.freshness import Feed, Thresholds
 from tradebus_telemetry.heartbeats import Seen
 
@@ -30,6 +31,7 @@ class Observations:
     feed_thresholds: Thresholds
     dead_letters: Sequence[DeadLetter]
     dlq_window_s: float
+    feed_limits: FeedLimits
 
 
 def status_of(points: Sequence[FailurePoint]) -> ReadinessStatus:
@@ -49,8 +51,10 @@ def evaluate(obs: Observations) -> Readiness:
         feed_point(obs.feeds, obs.now, obs.feed_thresholds),
         offline_data_point(obs.heartbeats.get("ingest")),
         risk_trading_point(obs.heartbeats.get("risk")),
+        risk_breaker_point(obs.heartbeats.get("risk")),
         dlq_point(obs.dead_letters, obs.dlq_window_s),
         redis_point(obs.heartbeats),
+        *feed_points(obs.heartbeats, obs.feed_limits),
     ]
     return Readiness(status=status_of(points), failure_points=points, checked_at=obs.now)
 
@@ -152,20 +156,41 @@ def offline_data_point(ingest: Seen | None) -> FailurePoint:
 
 
 def risk_trading_point(risk: Seen | None) -> FailurePoint:
-    halted = risk is not None and risk.checks.get("trading") is False
-    if risk is None:
-        detail = "no heartbeat from risk yet"
-    elif halted:
-        detail = "risk reports trading: false (drawdown freeze, daily loss limit or max open positions)"
-    else:
-        detail = "risk is taking signals"
-    return FailurePoint(
+    return _risk_check_point(
+        risk,
+        "trading",
         name="risk_trading",
-        ok=not halted,
+        failing="risk reports trading: false (drawdown freeze, daily loss limit or max open positions)",
+        passing="risk is taking signals",
+        healing="none automatic: a freeze is a safety stop; review, then `POST /v1/risk/reset` with the API token",
+    )
+
+
+def risk_breaker_point(risk: Seen | None) -> FailurePoint:
+    return _risk_check_point(
+        risk,
+        "breaker",
+        name="risk_breaker",
+        failing="risk reports breaker: false (a circuit breaker is open or half-open: GET /v1/risk/breakers)",
+        passing="every circuit breaker closed",
+        healing="after the cool-down one probe entry is let through and its fill closes the breaker; "
+        "or `POST /v1/risk/breaker/reset` with the API token after review",
+    )
+
+
+def _risk_check_point(
+    risk: Seen | None, check: str, *, name: str, failing: str, passing: str, healing: str
+) -> FailurePoint:
+    """A warning point from one check of risk's heartbeat (false: failing)."""
+    failed = risk is not None and risk.checks.get(check) is False
+    detail = "no heartbeat from risk yet" if risk is None else failing if failed else passing
+    return FailurePoint(
+        name=name,
+        ok=not failed,
         severity=Severity.WARNING,
         detail=detail,
-        detection="`trading` check in risk's heartbeat is false",
-        healing="none automatic: a freeze is a safety stop; review, then `POST /v1/risk/reset` with the API token",
+        detection=f"`{check}` check in risk's heartbeat is false",
+        healing=healing,
     )
 
 

@@ -26,6 +26,20 @@ class TelemetrySettings(Settings):
     )
     telemetry_dlq_window_s: float = Field(default=3600.0, gt=0, description="Dead letters this recent degrade.")
     telemetry_evaluate_interval_s: float = Field(default=5.0, gt=0, description="Readiness evaluation period.")
+    telemetry_feed_latency_warning_s: float = Field(default=2.0, gt=0, description="Feed p95 latency: warning.")
+    telemetry_feed_latency_critical_s: float = Field(default=5.0, gt=0, description="Feed p95 latency: critical.")
+    telemetry_feed_failure_warning: float = Field(
+        default=0.10, gt=0, le=1, description="Feed failure rate over its last calls: warning."
+    )
+    telemetry_feed_failure_critical: float = Field(
+        default=0.30, gt=0, le=1, description="Feed failure rate over its last calls: critical."
+    )
+    telemetry_feed_min_calls: int = Field(
+        default=10, ge=1, description="Calls in a feed's window before its failure rate is judged."
+    )
+    telemetry_jetstream_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the streams' and durables' state is read from the server."
+    )
     telemetry_publish_every_s: float = Field(
         default=60.0, gt=0, description="Readiness is published on change and at least this often."
     )

@@ -15,6 +15,7 @@ from typing import Final
 
 import httpx
 
+from tradebus.feedhealth import feeds
 from tradebus.logging import get_logger
 from tradebus_ingest import metrics
 from tradebus_ingest.settings import IngestSettings
@@ -31,6 +32,8 @@ WEIGHT_HEADROOM: Final = 0.9
 """Share of the weight limit used before pausing until the next minute."""
 _BAN_WITHOUT_RETRY_AFTER_S: Final = 120.0
 """Binance's shortest IP ban, for a 418 that does not say how long."""
+REST_FEED: Final = feeds("ingest")["binance_rest"]
+"""Every request, timed; a failure is no answer or a status >= 400 (a 429 asks us to slow down)."""
 
 
 class RestUnavailable(Exception):
@@ -91,12 +94,16 @@ class BinanceRest:
     async def _get(self, path: str, params: dict[str, str | int], *, weight: int) -> object:
         while True:
             await self._wait_for_pause()
+            started = time.perf_counter()
             try:
                 response = await self._http.get(path, params=params)
             except httpx.HTTPError as exc:
                 metrics.REST_CALLS.labels("error").inc()
+                REST_FEED.record(False, time.perf_counter() - started, repr(exc))
                 raise RestUnavailable(f"{path}: {exc!r}") from exc
             metrics.REST_CALLS.labels(str(response.status_code)).inc()
+            ok = response.status_code < 400
+            REST_FEED.record(ok, time.perf_counter() - started, "" if ok else f"{path}: HTTP {response.status_code}")
             self._note_weight(response, weight)
             if response.status_code in (429, 418):
                 self._pause_for(response)

@@ -38,8 +38,11 @@ LIVE_EDGE_MS: Final = 2 * MINUTE_MS
 
 @dataclass(slots=True)
 class RepairProgress:
-    """Minutes a repair found missing, how many of them it has looked up, and how many it published."""
+    """Minutes a repair examined, found missing, looked up so far, and published."""
 
+    examined: int = 0
+    """Minutes in the window the repair looked at (all symbols; it ends at the last minute
+    closed for longer than the close grace, so it can be one short of a whole window)."""
     total: int = 0
     done: int = 0
     published: int = 0
@@ -126,14 +129,17 @@ class BinanceSeries:
         history_start = now - self._history_ms
         history_start -= history_start % MINUTE_MS
         plan: list[tuple[str, int, int]] = []
+        examined = 0
         for symbol in symbols:
             if symbol in self._refused:
                 continue
             start = min(history_start, self._last.get(symbol, history_start) + MINUTE_MS)
             stop = min(end, until[symbol]) if until and symbol in until else end
+            examined += max(0, (stop - start) // MINUTE_MS + 1)
             ranges = await self._repository.missing_ranges(BINANCE_SERIES, symbol, start, stop)
             plan.extend((symbol, first, last) for first, last in ranges)
-        progress = RepairProgress(total=sum((last - first) // MINUTE_MS + 1 for _, first, last in plan))
+        missing = sum((last - first) // MINUTE_MS + 1 for _, first, last in plan)
+        progress = RepairProgress(examined=examined, total=missing)
         if on_progress is not None:
             on_progress(progress)
         try:

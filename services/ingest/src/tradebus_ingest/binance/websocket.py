@@ -11,6 +11,7 @@ What a reconnect missed is repaired when the next closed minute arrives after th
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -18,6 +19,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from tradebus.events import Bar
+from tradebus.feedhealth import feeds
 from tradebus.logging import get_logger
 from tradebus_ingest import metrics
 from tradebus_ingest.binance.backoff import backoff_delay
@@ -28,6 +30,9 @@ log = get_logger(__name__)
 
 METRIC_SOURCE: Final = "binance"
 CLOSE_TIMEOUT_S: Final = 2.0
+WS_FEED: Final = feeds("ingest")["binance_ws"]
+"""Every connection attempt (timed to the open handshake) and every frame (a failure: one that is
+not a valid kline, or the connection dropping while reading)."""
 """How long a closing handshake may take before the connection is dropped (default 10 s)."""
 
 
@@ -71,18 +76,24 @@ class KlineStream:
         while True:
             reconnect = attempts > 0
             attempts += 1
+            started = time.perf_counter()
             try:
                 async with connect(
                     self.url, open_timeout=self._open_timeout_s, close_timeout=CLOSE_TIMEOUT_S, max_size=2**20
                 ) as ws:
+                    WS_FEED.record(True, time.perf_counter() - started)
                     self._opened(reconnect=reconnect)
                     failures = 0
                     await self._read(ws)
                 log.info("websocket reopened before the exchange's 24 h limit", max_age_s=self._max_age_s)
                 continue  # a planned reconnect: no backoff
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                if reconnect and not self.connected:
-                    metrics.WS_RECONNECTIONS.labels(METRIC_SOURCE, "failure").inc()
+                if not self.connected:  # the connection attempt failed (a drop later is a failed frame read)
+                    WS_FEED.record(False, time.perf_counter() - started, repr(exc))
+                    if reconnect:
+                        metrics.WS_RECONNECTIONS.labels(METRIC_SOURCE, "failure").inc()
+                else:
+                    WS_FEED.record(False, None, repr(exc))
                 self.last_error = repr(exc)
             finally:
                 self.connected = False
@@ -106,6 +117,7 @@ class KlineStream:
                 break
             self.last_frame = loop.time()
             parsed = parse_frame(frame, self._symbols)
+            WS_FEED.record(not isinstance(parsed, Rejected))
             if isinstance(parsed, Rejected):
                 self._rejects.add(parsed)
             elif parsed is not None:

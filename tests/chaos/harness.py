@@ -33,7 +33,7 @@ from nats.aio.msg import Msg
 
 from tradebus.embedded import free_port
 from tradebus.natsauth import READER, Credentials, Login, inbox_prefix, with_login
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus_cli.rundir import RunDir, StackState
 
 TRADEBUS: Final = str(Path(sys.executable).parent / "tradebus")
@@ -106,7 +106,7 @@ class ChaosStack:
     @classmethod
     def create(cls, root: Path, name: str, extra_env: dict[str, str] | None = None) -> ChaosStack:
         run = RunDir(root / name)
-        ports = {s: free_port() for s in SERVICES}
+        ports = {s: free_port() for s in PROCESSES}
         env = {
             **os.environ,
             "TRADEBUS_RUN_DIR": str(run.path),

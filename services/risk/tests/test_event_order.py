@@ -34,7 +34,6 @@ from tradebus_risk.app import build_service
 from tradebus_risk.bench import replay_events
 from tradebus_risk.book import Book
 from tradebus_risk.precision import MoneyPolicy
-from tradebus_risk.records import Account
 from tradebus_risk.rules import decision_time
 from tradebus_risk.settings import RiskSettings
 
@@ -119,8 +118,7 @@ def reference(bars: list[BarEvent], signals: list[SignalEvent], settings: RiskSe
     """The pure book over every event in the global order (signal at C before the bars opening
     at C, then by symbol): what any delivery must produce."""
     limits = settings.limits()
-    initial = limits.initial_balance
-    book = Book(Account(initial, initial, peak_equity=initial, day_start_equity=initial), {}, {}, {}, {}, limits)
+    book = Book.fresh(limits)
 
     @dataclass
     class _Keyed:
@@ -297,13 +295,13 @@ async def test_a_scripted_pair_trades_in_global_event_order_however_delivered(
         trades = await service.pool.fetch("SELECT * FROM trades")
         positions = await service.pool.fetch("SELECT * FROM positions")
     # the limits the two symbols share, in event time (all checked, so a failure lists every defect)
-    equity = D(10000) + net(D(20), D("100.05"), D("97.951"))  # at 00:15: after A's loss, nothing open
+    equity = D(10000) + net(D("19.99"), D("100.05"), D("97.951"))  # at 00:15: after A's loss, nothing open
     sized = entry["quantity"] if entry is not None else None
     checks = {
         "B entry while A open (23:05-23:20) refused": verdicts[_sid(b, 5)] == ("rejected", "max_open_positions"),
         "B entry after A's loss that day refused": verdicts[_sid(b, 25)] == ("rejected", "daily_loss_limit"),
         "B entry at 00:15 (new day) accepted": verdicts[_sid(b, 70)] == ("accepted", "entry"),
-        "B entry at 00:15 sized on the equity then": sized == MoneyPolicy().quantity(equity * D("0.2") / D(100)),
+        "B entry at 00:15 sized on the equity then": sized == MoneyPolicy().quantity(equity * D("0.2") / D("100.05")),
         "never more than 1 position open in event time": most_open_at_once(open_intervals(trades, positions)) <= 1,
         "the pure book's global order, byte for byte": got == reference_dump(expected),
     }

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import (
     FIRST_ENTRY,
     FIRST_EXIT,
+    FIRST_QTY,
     SECOND_ENTRY,
     SECOND_EXIT,
     SECOND_QTY,
@@ -250,7 +251,7 @@ def _assert_scenario_traded(symbol: str, seen: list[tuple[str, dict]], cash: Dec
         ("signal", FIRST_ENTRY, FIRST_EXIT),
         ("stop", SECOND_ENTRY, SECOND_EXIT),
     ]
-    assert cash == D(10000) + net(D(20), FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    assert cash == D(10000) + net(FIRST_QTY, FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
 
 
 # ----------------------------------------------------------------- the book's rule
@@ -258,7 +259,7 @@ def _watched_book() -> Book:
     """A book after one bar of another symbol: its day is set and its drawdown checked."""
     limits = RiskLimits()
     account = Account(limits.initial_balance, limits.initial_balance, peak_equity=D(10000), day_start_equity=D(10000))
-    book = Book(account, {}, {}, {}, {}, limits)
+    book = Book({"USDT": account}, {}, {}, {}, {}, limits)
     book.apply_bar(bar("OTHERUSDT", 0, *"1111"))
     return book
 
@@ -266,9 +267,15 @@ def _watched_book() -> Book:
 def test_a_bar_is_quiet_only_when_applying_it_changes_nothing_but_its_mark() -> None:
     book = _watched_book()
     fresh = Book(
-        Account(D(1), D(1), peak_equity=D(1), day_start_equity=D(1), day=DAY.date()), {}, {}, {}, {}, book.limits
+        {"USDT": Account(D(1), D(1), peak_equity=D(1), day_start_equity=D(1), day=DAY.date())},
+        {},
+        {},
+        {},
+        {},
+        book.limits,
     )
-    assert book.quiet_bar("XUSDT", _minute(1)) and book.quiet_bar("XUSDT", _minute(24 * 60 - 1))
+    assert book.quiet_bar("XUSDT", _minute(1)) and book.quiet_bar("XUSDT", _minute(24 * 60 - 2))
+    assert not book.quiet_bar("XUSDT", _minute(24 * 60 - 1))  # its close is a correlation sample
     assert not book.quiet_bar("XUSDT", _minute(24 * 60))  # rolls the day
     assert not fresh.quiet_bar("XUSDT", _minute(1))  # drawdown not checked yet
     book.bar_applied["XUSDT"] = _minute(5)

@@ -47,7 +47,6 @@ from tradebus.events import (
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms, ms_to_datetime
 from tradebus_risk.app import build_service
 from tradebus_risk.book import Book
-from tradebus_risk.records import Account
 from tradebus_risk.rules import decision_time
 from tradebus_risk.settings import RiskSettings
 
@@ -120,9 +119,7 @@ def in_event_order(bars: list[BarEvent], signals: list[SignalEvent]) -> Iterator
 
 def apply_in_process(bars: list[BarEvent], signals: list[SignalEvent], settings: RiskSettings) -> Book:
     """The pure book over the same replay (the baseline, and the expected final state)."""
-    limits = settings.limits()
-    initial = limits.initial_balance
-    book = Book(Account(initial, initial, peak_equity=initial, day_start_equity=initial), {}, {}, {}, {}, limits)
+    book = Book.fresh(settings.limits())
     wall_clock = datetime.now(tz=UTC)
     for event in in_event_order(bars, signals):
         if isinstance(event, SignalEvent):

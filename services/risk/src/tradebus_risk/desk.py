@@ -453,9 +453,9 @@ class Desk:
         probe; loading the book for it took four queries and a Book each time."""
         state = self._state
         if state is not None and not self._book_lock.locked():
-            return TradingStatus(state.book.account.frozen, state.book.open_count())
+            return TradingStatus(state.book.frozen, state.book.open_count())
         book = await self.repo.load_book(self._pool())
-        return TradingStatus(book.account.frozen, book.open_count())
+        return TradingStatus(book.frozen, book.open_count())
 
     # ----------------------------------------------------------------- outbox
     async def flush(self, *, only_if_dirty: bool = False) -> int:
@@ -498,7 +498,7 @@ class Desk:
         metrics.EQUITY.set(float(equity))
         metrics.OPEN_POSITIONS.set(len(book.holdings))
         metrics.DRAWDOWN.set(float(book.drawdown(equity)))
-        metrics.FROZEN.set(1 if book.account.frozen else 0)
+        metrics.FROZEN.set(1 if book.frozen else 0)
 
 
 def _hold(state: DeskState, event: RiskSignalEvent | RiskBarEvent, kind: Kind, symbol: str, at: datetime) -> Held:

@@ -39,8 +39,15 @@ class Reason(StrEnum):
     NO_PLAN = "no_plan"
     NO_POSITION = "no_position"
     INSUFFICIENT_BALANCE = "insufficient_balance"
+    NO_QUOTE_BALANCE = "no_quote_balance"
+    EXPOSURE_LIMIT = "exposure_limit"
+    STALE = "stale"
+    """An accepted order expired: the first bar that could fill it opened long after it (`book`)."""
+    STALE_FEED = "stale_feed"
+    """An open long closed at its last price: its symbol's feed was silent too long (`book`)."""
 
 
+_SHOWN = Decimal("1e-8")
 Decision = Literal["accepted", "rejected", "hold"]
 BUY_STATES = frozenset({SignalState.BUY, SignalState.STRONG_BUY})
 SELL_STATES = frozenset({SignalState.SELL, SignalState.STRONG_SELL})
@@ -60,6 +67,18 @@ class Snapshot:
     """Open longs plus entries submitted but not yet filled."""
     has_position: bool
     has_pending_order: bool
+    asset: str | None = None
+    """The symbol's quote asset; None: no funded asset quotes it (`limits.quote_asset`)."""
+    funded: bool = True
+    """Whether `asset` has a balance: equity, cash and the day's figures above are that asset's."""
+    exposure: Decimal = Decimal(0)
+    """The asset's open longs at their marks plus its pending entries (`exposure`)."""
+    group_exposure: Decimal = Decimal(0)
+    """The part of `exposure` in symbols correlated with this one."""
+    group: tuple[str, ...] = ()
+    """Those symbols, by name."""
+    min_notional: Decimal | None = None
+    """The asset's minimum notional; None: the limits' `min_notional`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +120,10 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
         return _reject(Reason.STALE_DATA, detail)
     if account.has_position:
         return Verdict("hold", Reason.POSITION_OPEN, "a long is already open for this symbol")
+    if not account.funded:
+        asset = account.asset or "unknown"
+        detail = f"quote asset {asset} of {signal.symbol} has no balance (RISK_BALANCES)"
+        return _reject(Reason.NO_QUOTE_BALANCE, detail)
     if account.frozen:
         return _reject(Reason.DRAWDOWN_FREEZE, "trading frozen by the drawdown limit until POST /v1/risk/reset")
     loss_limit = account.day_start_equity * limits.max_daily_loss_pct
@@ -115,10 +138,38 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
     if plan.risk_reward < limits.min_rr:
         detail = f"risk/reward {plain(plan.risk_reward)} below {plain(limits.min_rr)}"
         return _reject(Reason.RISK_REWARD_TOO_LOW, detail)
-    size = size_entry(equity=account.equity, cash=account.cash, entry=plan.entry, stop=plan.stop, limits=limits)
+    size = size_entry(
+        equity=account.equity,
+        cash=account.cash,
+        entry=plan.entry,
+        stop=plan.stop,
+        limits=limits,
+        min_notional=account.min_notional,
+    )
     if size.reason is not None:
         return _reject(Reason(size.reason), size.detail)
+    capped = _exposure(account, size.quantity * plan.entry, limits)
+    if capped is not None:
+        return capped
     return Verdict("accepted", Reason.ENTRY, size.detail, size.quantity)
+
+
+def _exposure(account: Snapshot, notional: Decimal, limits: RiskLimits) -> Verdict | None:
+    """`exposure_limit` when the entry's notional takes its quote asset or its correlated group past the cap."""
+    asset, equity = account.asset, account.equity
+    total_cap = equity * limits.max_exposure_pct
+    if account.exposure + notional > total_cap:
+        held = f"{asset} exposure {plain(account.exposure.quantize(_SHOWN))} + {plain(notional.quantize(_SHOWN))}"
+        cap = f"{plain(limits.max_exposure_pct)} of equity {plain(equity)}"
+        return _reject(Reason.EXPOSURE_LIMIT, f"{held} above {cap}")
+    group_cap = equity * limits.max_correlated_pct
+    if account.group and account.group_exposure + notional > group_cap:
+        held = f"{plain(account.group_exposure.quantize(_SHOWN))} + {plain(notional.quantize(_SHOWN))}"
+        group = ", ".join(account.group)
+        cap = f"{plain(limits.max_correlated_pct)} of equity {plain(equity)}"
+        detail = f"correlated with {group}: {asset} {held} above {cap}"
+        return _reject(Reason.EXPOSURE_LIMIT, detail)
+    return None
 
 
 def _reject(reason: Reason, detail: str) -> Verdict:

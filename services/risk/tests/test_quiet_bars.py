@@ -129,8 +129,11 @@ async def test_quiet_live_bars_write_nothing_and_are_acked(
         await _feed(service, js_client, [bar(symbol, 4, *"1111", **live)], held=1)
         await _feed(service, js_client, [signal(symbol, 0, SignalState.NEUTRAL, **live)])
         first = await _book_row(service, symbol)
-        await _feed(service, js_client, [bar(symbol, m, "100", "101", "99", "100", **live) for m in range(5, 10)])
+        await _feed(service, js_client, [bar(symbol, m, "100", "101", "99", "100", **live) for m in range(5, 9)])
         quiet = await _book_row(service, symbol)
+        # bar 9 closes at minute 10, a correlation sample (exposure.py): written, to be durable
+        await _feed(service, js_client, [bar(symbol, 9, "100", "101", "99", "100", **live)])
+        sampled = await _book_row(service, symbol)
         # minute 10: the signal deciding there may still come, so it waits for it, unacked
         await _feed(service, js_client, [bar(symbol, 10, "100", "101", "99", "100", **live)], held=1)
         waiting = await _book_row(service, symbol)
@@ -141,8 +144,9 @@ async def test_quiet_live_bars_write_nothing_and_are_acked(
         held = await _book_row(service, symbol)
     assert first[1] == _minute(4)
     assert quiet == first  # acked (the durable has nothing pending) without a write
-    assert waiting == quiet  # a bar that waits writes nothing
-    assert loud[1] == _minute(10) and loud[0] > quiet[0]
+    assert sampled[1] == _minute(9) and sampled[0] > quiet[0]
+    assert waiting == sampled  # a bar that waits writes nothing
+    assert loud[1] == _minute(10) and loud[0] > sampled[0]
     assert held[1] == _minute(11) and held[0] > loud[0]  # replay bars keep their transaction
 
 

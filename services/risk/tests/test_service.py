@@ -240,7 +240,7 @@ async def test_restart_mid_position_continues_and_closes(
             await _until_count(seen, 3)  # entry order, fill, position open
         second = _service(nats_url, database_url)
         async with serving(second, js_client):
-            assert await second.pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol) == 20
+            assert await second.pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol) == FIRST_QTY
             await _publish(second, [*signals[2:], *bars[13:]])
             await _until_count(seen, 17)
     assert _ids(seen) == expected_events(symbol)

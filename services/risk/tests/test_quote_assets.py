@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from nats.aio.client import Client
@@ -177,6 +178,10 @@ async def test_three_quote_assets_replay_byte_identical_within_the_limits(
         )
         trades = await service.pool.fetch("SELECT * FROM trades")
         positions = await service.pool.fetch("SELECT * FROM positions")
+        transport = httpx.ASGITransport(app=service.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://risk") as client:
+            account = (await client.get("/v1/account")).json()
+            shown = (await client.get("/v1/trades", params={"limit": 1000})).json()
     columns = ("cash", "realized_pnl", "fees", "frozen")
     got["balances"] = orjson.dumps([[r["asset"], *(_num(r[k]) for k in columns)] for r in balances]).decode()
     want = {**reference_dump(expected), "balances": _balances(expected)}
@@ -185,6 +190,19 @@ async def test_three_quote_assets_replay_byte_identical_within_the_limits(
     quoted = {settings.limits().quote_of(t["symbol"]) for t in trades}
     assert {"exposure_limit", "max_open_positions"} <= reasons, reasons
     assert quoted == {"USDT", "BTC"}, quoted
+    # every figure says its asset: the API's account and trades, and the trade events
+    assert account["quote_asset"] == "USDT" and account["cash"] == account["balances"]["USDT"]["cash"]
+    assert {a: (b["quote_asset"], b["cash"]) for a, b in account["balances"].items()} == {
+        r["asset"]: (r["asset"], _num(r["cash"])) for r in balances
+    }
+    assert account["balances"]["ETH"]["cash"] == "5"  # funded, never traded: untouched
+    assert {(t["symbol"][len(tag) :], t["quote_asset"]) for t in shown} == {
+        ("ETHUSDT", "USDT"),
+        ("XRBBTC", "BTC"),
+        ("ICXBTC", "BTC"),
+    }
+    events = [orjson.loads(e)[2] for e in got["events"] if orjson.loads(e)[0].startswith("trade:")]
+    assert events and all(e["quote_asset"] == settings.limits().quote_of(e["symbol"]) for e in events)
     assert most_open_at_once(open_intervals(trades, positions)) <= 2
     assert breaches(trades, positions, settings.limits()) == []
 

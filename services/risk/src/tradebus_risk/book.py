@@ -555,6 +555,7 @@ class Book:
             mark_price=price,
             status="open",
             updated_at=at,
+            quote_asset=self.quote(order.symbol),
         )
         self._emit_position(position, order)
 
@@ -581,6 +582,7 @@ class Book:
             realized_pnl=net,
             status="closed",
             updated_at=at,
+            quote_asset=self.quote(order.symbol),
         )
         self._emit_position(position, order)
         trade = Trade(
@@ -597,6 +599,7 @@ class Book:
             fees=fees,
             net_pnl=net,
             exit_reason=order.reason,
+            quote_asset=self.quote(order.symbol),
         )
         event = TradeEvent.build(
             event_id=f"trade:{holding.position_id}",

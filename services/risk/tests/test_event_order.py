@@ -38,6 +38,7 @@ from tradebus_risk.rules import decision_time
 from tradebus_risk.settings import RiskSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
+from account_checker import breaches
 from risk_scenario import bar, net, plan, signal
 from test_service import DURABLES, _publish, serving
 
@@ -303,6 +304,7 @@ async def test_a_scripted_pair_trades_in_global_event_order_however_delivered(
         "B entry at 00:15 (new day) accepted": verdicts[_sid(b, 70)] == ("accepted", "entry"),
         "B entry at 00:15 sized on the equity then": sized == MoneyPolicy().quantity(equity * D("0.2") / D("100.05")),
         "never more than 1 position open in event time": most_open_at_once(open_intervals(trades, positions)) <= 1,
+        "no limit breached walking the trades in event time": breaches(trades, positions, settings.limits()) == [],
         "the pure book's global order, byte for byte": got == reference_dump(expected),
     }
     failed = [name for name, ok in checks.items() if not ok]
@@ -338,6 +340,7 @@ async def test_a_seeded_replay_of_two_symbols_is_the_same_for_every_delivery(
     reasons = {row.split(",")[3] for row in got["audit"]}
     assert len(trades) >= 5 and '"max_open_positions"' in reasons  # the shared limit was exercised
     assert most_open_at_once(open_intervals(trades, positions)) <= 1
+    assert breaches(trades, positions, settings.limits()) == []
     assert got == reference_dump(expected)
 
 

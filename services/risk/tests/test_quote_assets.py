@@ -25,22 +25,16 @@ from nats.aio.client import Client
 from tradebus.events import (
     BarEvent,
     BarSource,
-    Consensus,
-    Direction,
     Envelope,
     Mode,
-    ModelInfo,
-    Signal,
     SignalEvent,
     SignalState,
-    TradePlan,
     make_bar,
-    signal_event_id,
-    trace_id_for,
 )
 from tradebus.testing import wait_for
-from tradebus.timeframes import MINUTE_MS, datetime_to_ms, ms_to_datetime
+from tradebus.timeframes import MINUTE_MS, datetime_to_ms
 from tradebus_risk.app import build_service
+from tradebus_risk.bench import dense_signal
 from tradebus_risk.book import Book
 from tradebus_risk.settings import RiskSettings
 
@@ -99,42 +93,11 @@ def signals_for(bars: list[BarEvent], seed: str) -> list[SignalEvent]:
     last: dict[int, Decimal] = {}
     for b in bars:
         last[datetime_to_ms(b.data.open_time) // FIVE_MS * FIVE_MS] = b.data.close
-    out = []
-    for bucket, close in sorted(last.items()):
-        draw = rng.random()
-        plan = None
-        if draw < 0.15:
-            state, direction = SignalState.BUY, Direction.LONG
-            grid = D("1e-8")
-            stop, target = (close * D("0.99")).quantize(grid), (close * D("1.02")).quantize(grid)
-            plan = TradePlan(entry=close, stop=stop, targets=[target], risk_reward=D(2))
-        elif draw < 0.25:
-            state, direction = SignalState.SELL, Direction.SHORT
-        else:
-            state, direction = SignalState.NEUTRAL, Direction.FLAT
-        data = Signal(
-            symbol=symbol,
-            interval="5m",
-            bar_time=ms_to_datetime(bucket),
-            price=close,
-            state=state,
-            direction=direction,
-            confidence=D("0.6"),
-            horizons=[],
-            consensus=Consensus(consensus_direction=direction, consensus_confidence=D("0.6"), agreement_score=1),
-            plan=plan,
-            model=ModelInfo(version="accept-1", hash="accept"),
-        )
-        out.append(
-            SignalEvent.build(
-                event_id=signal_event_id(symbol, "5m", bucket),
-                source="signal",
-                trace_id=trace_id_for(f"bar:{symbol}:5m:{bucket}"),
-                data=data,
-                mode=Mode.REPLAY,
-            )
-        )
-    return out
+    grid = D("1e-8")
+    return [
+        dense_signal(symbol, ms, close, rng.random(), buy=0.15, sell=0.1, grid=grid)
+        for ms, close in sorted(last.items())
+    ]
 
 
 def _settings(nats_url: str, database_url: str, bars_batch: int, symbols: tuple[str, ...] = SYMBOLS) -> RiskSettings:
@@ -241,3 +204,40 @@ async def test_live_bars_that_overtake_the_replay_expire_its_orders_instead_of_f
     assert (fills, positions) == (0, 0)
     rejected = [event["data"] for kind, event in seen if kind == "rejected"]
     assert [(r["signal_id"], r["reason"]) for r in rejected] == [(buy.event_id, "stale")]
+
+
+async def test_a_long_whose_feed_went_silent_is_closed_stale_feed_and_its_row_removed(
+    nats_url: str, database_url: str, js_client: Client, symbol: str
+) -> None:
+    """A fills a long, then its feeds stop; B's bars go on past RISK_STALE_FEED_H (3 minutes here):
+    A's long is closed at its last close by B's bar, and the durable book agrees (A's row is gone,
+    its position counter moved)."""
+    a, b = symbol, f"{symbol[:-4]}XUSDT"
+    settings = RiskSettings(
+        nats_url=nats_url,
+        database_url=database_url,
+        heartbeat_interval_s=0.5,
+        risk_deliver_policy="new",
+        symbols=(a, b),
+        risk_watermark_hold_s=0.5,  # A's streams end: B's items wait only this long
+        risk_stale_feed_h=D("0.05"),
+    )
+    flat = ("100", "100.5", "99.5", "100")
+    events: list[Envelope] = [signal(s, m, SignalState.NEUTRAL) for m in range(0, 30, 5) for s in (b,)]
+    events += [signal(a, 0, SignalState.BUY, plan("100", "98", "106", "3"))]
+    events += [bar(a, m, "101", "101", "101", "101") for m in range(8)]  # filled at 5, silent after 7
+    events += [bar(b, m, *flat) for m in range(30)]
+    service = build_service(settings)
+    async with serving(service, js_client):
+        await _publish(service, events)
+
+        async def closed() -> bool:
+            return bool(await service.pool.fetchval("SELECT count(*) FROM trades WHERE symbol = $1", a))
+
+        await wait_for(closed, what="A's silent long closed")
+        trade = await service.pool.fetchrow("SELECT * FROM trades WHERE symbol = $1", a)
+        rows = await service.pool.fetchval("SELECT count(*) FROM positions WHERE symbol = $1", a)
+        seq = await service.pool.fetchval("SELECT position_seq FROM symbol_state WHERE symbol = $1", a)
+    assert (trade["exit_reason"], trade["exit_price"]) == ("stale_feed", D("100.9495"))  # 101 - 5 bps
+    assert trade["exit_time"] == datetime(2024, 1, 2, 0, 11, tzinfo=UTC)  # more than 3 min after A's bar at 00:07
+    assert (rows, seq) == (0, 2)  # the durable book closed it too (open, close)

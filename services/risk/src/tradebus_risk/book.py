@@ -18,6 +18,7 @@ Besides the rules, two event-time policies run on every bar applied (so in the g
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -36,6 +37,7 @@ from tradebus.events import (
     Rejection,
     RejectionEvent,
     Side,
+    SignalState,
     Trade,
     TradeEvent,
 )
@@ -49,6 +51,8 @@ from tradebus_risk.rules import BUY_STATES, Reason, Snapshot, Verdict, decision_
 
 SOURCE = "risk"
 _MINUTE = timedelta(minutes=1)
+_ZERO = Decimal(0)
+_IDLE = Snapshot(_ZERO, _ZERO, _ZERO, False, _ZERO, _ZERO, 0, False, False)
 
 
 @dataclass(slots=True)
@@ -61,6 +65,9 @@ class Changes:
     events: list[tuple[str, Envelope]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     fills: list[Side] = field(default_factory=list)
+    positions: set[str] = field(default_factory=set)
+    """Symbols whose position changed: their rows are written (a stale-feed close changes another
+    symbol's position than the bar's)."""
 
 
 class Book:
@@ -129,9 +136,11 @@ class Book:
     def equity(self, asset: str | None = None) -> Decimal:
         """An asset's cash plus its open longs marked at their symbols' last 1m close (the home asset by default)."""
         asset = asset or self._home()
+        holdings: Iterable[Holding] = self.holdings.values()
+        if len(self.accounts) > 1:  # else the one account holds every long (only funded assets trade)
+            holdings = [h for h in holdings if self.quote(h.symbol) == asset]
         with accounting():
-            held = (self.market_value(h) for h in self.holdings.values() if self.quote(h.symbol) == asset)
-            return self.accounts[asset].cash + sum(held, Decimal(0))
+            return self.accounts[asset].cash + sum((self.market_value(h) for h in holdings), Decimal(0))
 
     def market_value(self, holding: Holding) -> Decimal:
         return self.money.value(holding.quantity, holding.mark_price)
@@ -229,8 +238,11 @@ class Book:
         at = decision_time(signal)
         self._roll_day(at)
         live = event.mode is Mode.LIVE
-        judged = signal.plan is not None and signal.state in BUY_STATES  # an entry: exposure counts
-        snapshot = self.snapshot(signal.symbol, at if judged else None)
+        if signal.state is SignalState.NEUTRAL:
+            snapshot = _IDLE  # a NEUTRAL signal is a hold whatever the account (the rules' first check)
+        else:
+            judged = signal.plan is not None and signal.state in BUY_STATES  # an entry: exposure counts
+            snapshot = self.snapshot(signal.symbol, at if judged else None)
         verdict = evaluate(signal, snapshot, self.limits, wall_clock=wall_clock if live else None, late=late)
         self.changes.verdicts.append(verdict)
         self.changes.audits.append(
@@ -240,16 +252,7 @@ class Book:
             rejection = Rejection(
                 signal_id=event.event_id, symbol=signal.symbol, reason=verdict.reason, detail=verdict.detail
             )
-            self._emit(
-                subjects.exec_rejected(signal.symbol),
-                RejectionEvent.build(
-                    event_id=f"rejected:{event.event_id}",
-                    source=SOURCE,
-                    trace_id=event.trace_id,
-                    mode=event.mode,
-                    data=rejection,
-                ),
-            )
+            self._emit_rejection(rejection, f"rejected:{event.event_id}", event.trace_id, event.mode)
         elif verdict.reason is Reason.ENTRY:
             assert signal.plan is not None  # the rules accept an entry only with a plan
             self._submit(
@@ -412,16 +415,11 @@ class Book:
         rejection = Rejection(
             signal_id=order.signal_id or order.order_id, symbol=order.symbol, reason=Reason.STALE, detail=detail
         )
-        self._emit(
-            subjects.exec_rejected(order.symbol),
-            RejectionEvent.build(
-                event_id=f"expired:{order.order_id}",
-                source=SOURCE,
-                trace_id=order.trace_id,
-                mode=order.mode,
-                data=rejection,
-            ),
-        )
+        self._emit_rejection(rejection, f"expired:{order.order_id}", order.trace_id, order.mode)
+
+    def _emit_rejection(self, rejection: Rejection, event_id: str, trace_id: str, mode: Mode) -> None:
+        event = RejectionEvent.build(event_id=event_id, source=SOURCE, trace_id=trace_id, mode=mode, data=rejection)
+        self._emit(subjects.exec_rejected(rejection.symbol), event)
 
     def _exit_order(
         self, holding: Holding, reason: str, at: datetime, *, signal_id: str | None = None, trace_id: str | None = None
@@ -612,6 +610,7 @@ class Book:
         self._emit(subjects.exec_trade(order.symbol), event)
 
     def _emit_position(self, position: Position, order: PaperOrder) -> None:
+        self.changes.positions.add(position.symbol)
         seq = self.position_seq.get(position.symbol, 0) + 1
         self.position_seq[position.symbol] = seq
         event = PositionEvent.build(

@@ -339,6 +339,7 @@ class Desk:
                     applied_bars = self._apply_ready(state, batch, self._clock())
                     if then is not None:
                         then(state.book)
+                    batch.touched.update(state.book.changes.positions)
                     waiting = [held for held in fresh if held.event_id in state.held_ids]
                     for held in waiting:
                         if held.kind == "signal":  # a bar waits unacked in JetStream instead

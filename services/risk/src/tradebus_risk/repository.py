@@ -137,19 +137,12 @@ class Repository:
     async def save(self, conn: Conn, batch: Batch) -> None:
         """Write what one batch changed (inside the caller's transaction): one statement."""
         book, changes = batch.book, batch.book.changes
-        a = book.account
         touched = sorted(batch.touched)
         outbox = [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events]
+        home = _balance_row("", book.account)[2:]  # the account row mirrors the home asset (cash ... day_realized)
         await conn.execute(
             SAVE_BATCH,
-            a.cash,
-            a.realized_pnl,
-            a.fees,
-            a.peak_equity,
-            a.frozen,
-            a.day,
-            a.day_start_equity,
-            a.day_realized,
+            *home,
             batch.version,
             touched,
             [_holding_row(book.holdings[s]) for s in touched if s in book.holdings],

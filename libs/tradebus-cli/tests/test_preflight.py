@@ -30,3 +30,12 @@ def test_critical_limits_fail_and_warnings_do_not() -> None:
     warning = _preflight(RISK_INITIAL_BALANCE="500")
     assert warning.returncode == 0
     assert "RISK_INITIAL_BALANCE" in warning.stdout and "warning" in warning.stdout
+
+
+def test_zero_negative_and_unreadable_limits_are_findings_not_tracebacks() -> None:
+    zero = _preflight(RISK_MAX_OPEN_POSITIONS="0", RISK_PER_TRADE="0.5")
+    assert zero.returncode == 1 and "Traceback" not in zero.stderr
+    assert "RISK_MAX_OPEN_POSITIONS" in zero.stdout and "RISK_PER_TRADE" in zero.stdout
+    unreadable = _preflight(RISK_PER_TRADE="abc")
+    assert unreadable.returncode == 1 and "Traceback" not in unreadable.stderr
+    assert "RISK_PER_TRADE" in unreadable.stdout and "valid decimal" in unreadable.stdout

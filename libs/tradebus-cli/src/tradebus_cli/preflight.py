@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tradebus_risk.preflight import check
+from tradebus_risk.preflight import check, unreadable
 from tradebus_risk.settings import RiskSettings
 
 
 def run(console: Console) -> int:
     """Print every finding on the risk settings in the environment; 1 when any is critical."""
-    settings = RiskSettings()
-    findings = check(settings.limits(), settings.symbols)
+    try:
+        settings = RiskSettings()
+        findings = check(settings.limits(), settings.symbols)
+    except ValidationError as exc:  # a value that is not even of its type (RISK_PER_TRADE=abc)
+        findings = unreadable(exc)
     if not findings:
         console.print("[green]preflight: the risk configuration passes[/green]")
         return 0

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
 
+from pydantic import ValidationError
+
 from tradebus_risk.limits import RiskLimits
 
 Severity = Literal["critical", "warning"]
@@ -71,6 +73,11 @@ def check(limits: RiskLimits, symbols: Sequence[str]) -> list[Finding]:
         found.append(Finding("warning", "RISK_MIN_RR", f"minimum risk/reward {limits.min_rr} below {WARN_RISK_REWARD}"))
     findings = [f for f in found if f is not None]
     return sorted(findings, key=lambda f: f.severity != "critical")
+
+
+def unreadable(exc: ValidationError) -> list[Finding]:
+    """A setting that is not even of its type (`RISK_PER_TRADE=abc`): one critical finding each."""
+    return [Finding("critical", ".".join(map(str, e["loc"])).upper(), e["msg"]) for e in exc.errors()]
 
 
 def enforce(limits: RiskLimits, symbols: Sequence[str]) -> list[Finding]:

@@ -145,6 +145,7 @@ async def test_three_quote_assets_replay_byte_identical_within_the_limits(
         async with httpx.AsyncClient(transport=transport, base_url="http://risk") as client:
             account = (await client.get("/v1/account")).json()
             shown = (await client.get("/v1/trades", params={"limit": 1000})).json()
+            exposition = (await client.get("/metrics")).text
     columns = ("cash", "realized_pnl", "fees", "frozen")
     got["balances"] = orjson.dumps([[r["asset"], *(_num(r[k]) for k in columns)] for r in balances]).decode()
     want = {**reference_dump(expected), "balances": _balances(expected)}
@@ -159,6 +160,7 @@ async def test_three_quote_assets_replay_byte_identical_within_the_limits(
         r["asset"]: (r["asset"], _num(r["cash"])) for r in balances
     }
     assert account["balances"]["ETH"]["cash"] == "5"  # funded, never traded: untouched
+    assert 'tradebus_risk_balance_equity{asset="ETH"} 5.0' in exposition
     assert {(t["symbol"][len(tag) :], t["quote_asset"]) for t in shown} == {
         ("ETHUSDT", "USDT"),
         ("XRBBTC", "BTC"),

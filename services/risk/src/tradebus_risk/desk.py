@@ -495,10 +495,16 @@ class Desk:
 
     @staticmethod
     def _update_gauges(book: Book) -> None:
-        equity = book.equity()
-        metrics.EQUITY.set(float(equity))
+        worst = 0.0
+        for asset in book.accounts:
+            equity = book.equity(asset)
+            drawdown = float(book.drawdown(equity, asset))
+            metrics.BALANCE_EQUITY.labels(asset).set(float(equity))
+            metrics.BALANCE_DRAWDOWN.labels(asset).set(drawdown)
+            worst = max(worst, drawdown)
+        metrics.EQUITY.set(float(book.equity()))
         metrics.OPEN_POSITIONS.set(len(book.holdings))
-        metrics.DRAWDOWN.set(float(book.drawdown(equity)))
+        metrics.DRAWDOWN.set(worst)
         metrics.FROZEN.set(1 if book.frozen else 0)
 
 

@@ -43,7 +43,7 @@ class RiskSettings(Settings):
     """An open long whose symbol has had no bar this many hours (event time) is closed `stale_feed`."""
     risk_order_expiry_s: float = 900.0
     """An order whose first bar opens this long after it was submitted expires unfilled (`stale`)."""
-    risk_min_rr: Decimal = Field(default=Decimal("1.5"), ge=0)
+    risk_min_rr: Decimal = Decimal("1.5")
     risk_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
     risk_slippage_bps: Decimal = Field(default=Decimal("5"), ge=0, lt=10000)
     risk_stale_after_s: float = Field(default=600.0, gt=0)

@@ -194,3 +194,15 @@ def test_an_order_whose_first_bar_opens_far_later_expires_stale_instead_of_filli
     expired = [e.data for _, e in book.changes.events if isinstance(e, RejectionEvent)]
     assert [(r.symbol, r.reason) for r in expired] == [("AUSDT", "stale")]
     assert any(a.decision == "expired" and a.reason == Reason.STALE for a in book.changes.audits)
+
+
+def test_an_asset_no_longer_funded_takes_no_entries_but_its_long_still_exits() -> None:
+    book = Book.fresh(TWO)
+    book.decide(signal("XRBBTC", 0, SignalState.BUY, plan("0.001", "0.00098", "0.00106", "3")), NOW)
+    book.apply_bar(bar("XRBBTC", 5, "0.001", "0.001", "0.001", "0.001"))
+    usdt_only = Book(book.accounts, book.holdings, {}, {}, dict(book.bar_applied), RiskLimits())  # BTC dropped
+    entry = usdt_only.decide(signal("ICXBTC", 5, SignalState.BUY, plan("0.001", "0.00098", "0.00106", "3")), NOW)
+    exit_ = usdt_only.decide(signal("XRBBTC", 5, SignalState.SELL), NOW)
+    usdt_only.apply_bar(bar("XRBBTC", 10, "0.0011", "0.0011", "0.0011", "0.0011"))
+    assert (entry.reason, exit_.reason) == (Reason.NO_QUOTE_BALANCE, Reason.EXIT)
+    assert not usdt_only.holdings and usdt_only.accounts["BTC"].cash > D("0.5")

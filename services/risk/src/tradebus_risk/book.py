@@ -43,7 +43,7 @@ from tradebus.events import (
 )
 from tradebus_risk.exposure import Sample, correlation, is_sample, returns
 from tradebus_risk.inbound import BarMessage, SignalMessage
-from tradebus_risk.limits import RiskLimits
+from tradebus_risk.limits import RiskLimits, quote_asset
 from tradebus_risk.paper import exit_trigger
 from tradebus_risk.precision import accounting, plain
 from tradebus_risk.records import Account, AuditEntry, Holding, OrderStatus, PaperOrder
@@ -97,6 +97,7 @@ class Book:
         self.samples: dict[str, list[Sample]] = samples if samples is not None else {}
         """Per symbol, the last closes on a correlation step (`exposure`)."""
         self._quotes: dict[str, str | None] = {}
+        self._funded = frozenset(limits.funded)
         self._stale_after = timedelta(hours=float(limits.stale_feed_h))
         self._expire_after = timedelta(seconds=limits.order_expiry_s)
         self._step = timedelta(minutes=limits.correlation_step_m)
@@ -125,11 +126,12 @@ class Book:
         return min((a.day for a in self.accounts.values() if a.day is not None), default=None)
 
     def quote(self, symbol: str) -> str | None:
-        """The quote asset of `symbol` (cached `RiskLimits.quote_of`)."""
+        """The quote asset of `symbol` among the book's accounts (`limits.quote_asset`, cached): the
+        funded ones and any a former configuration funded, whose longs must still be managed."""
         try:
             return self._quotes[symbol]
         except KeyError:
-            asset = self._quotes[symbol] = self.limits.quote_of(symbol)
+            asset = self._quotes[symbol] = quote_asset(symbol, tuple(self.accounts))
             return asset
 
     # ----------------------------------------------------------------- figures
@@ -203,7 +205,7 @@ class Book:
         a = self.accounts.get(asset) if asset is not None else None
         has_position = symbol in self.holdings
         has_pending_order = any(o.symbol == symbol for o in self.pending.values())
-        if a is None or asset is None:
+        if a is None or asset is None or asset not in self._funded:  # unfunded, or no longer (its longs still exit)
             zero = Decimal(0)
             count = self.open_count()
             return Snapshot(zero, zero, zero, False, zero, zero, count, has_position, has_pending_order, asset, False)

@@ -125,10 +125,11 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
         detail = f"quote asset {asset} of {signal.symbol} has no balance (RISK_BALANCES)"
         return _reject(Reason.NO_QUOTE_BALANCE, detail)
     if account.frozen:
-        return _reject(Reason.DRAWDOWN_FREEZE, "trading frozen by the drawdown limit until POST /v1/risk/reset")
+        detail = f"{account.asset} trading frozen by its drawdown limit until POST /v1/risk/reset"
+        return _reject(Reason.DRAWDOWN_FREEZE, detail)
     loss_limit = account.day_start_equity * limits.max_daily_loss_pct
     if -account.day_realized >= loss_limit:
-        detail = f"realised {plain(account.day_realized)} today, limit -{plain(loss_limit)}"
+        detail = f"{account.asset} realised {plain(account.day_realized)} today, limit -{plain(loss_limit)}"
         return _reject(Reason.DAILY_LOSS_LIMIT, detail)
     if account.open_positions >= limits.max_open_positions:
         return _reject(Reason.MAX_OPEN_POSITIONS, f"{account.open_positions} open, limit {limits.max_open_positions}")
@@ -147,11 +148,11 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
         min_notional=account.min_notional,
     )
     if size.reason is not None:
-        return _reject(Reason(size.reason), size.detail)
+        return _reject(Reason(size.reason), f"{account.asset}: {size.detail}")
     capped = _exposure(account, size.quantity * plan.entry, limits)
     if capped is not None:
         return capped
-    return Verdict("accepted", Reason.ENTRY, size.detail, size.quantity)
+    return Verdict("accepted", Reason.ENTRY, f"{account.asset}: {size.detail}", size.quantity)
 
 
 def _exposure(account: Snapshot, notional: Decimal, limits: RiskLimits) -> Verdict | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from tradebus import subjects
@@ -98,6 +98,7 @@ class Book:
         """Per symbol, the last closes on a correlation step (`exposure`)."""
         self._quotes: dict[str, str | None] = {}
         self._funded = frozenset(limits.funded)
+        self._returns_of: dict[str, tuple[datetime | None, dict[datetime, float]]] = {}
         self._stale_after = timedelta(hours=float(limits.stale_feed_h))
         self._expire_after = timedelta(seconds=limits.order_expiry_s)
         self._step = timedelta(minutes=limits.correlation_step_m)
@@ -184,11 +185,11 @@ class Book:
         """Those of `others` whose return correlation with `symbol` up to `at` reaches the threshold."""
         if not others:
             return ()
-        mine = returns(self.samples.get(symbol, ()), self._step, at)
+        mine = self._returns(symbol, at)
         threshold = float(self.limits.correlation_threshold)
         group = []
         for other in sorted(others):
-            r = correlation(mine, returns(self.samples.get(other, ()), self._step, at))
+            r = correlation(mine, self._returns(other, at))
             if r is not None and r >= threshold:
                 group.append(other)
         return tuple(group)
@@ -374,6 +375,18 @@ class Book:
                 peak = plain(account.peak_equity)
                 detail = f"{asset} drawdown {drawdown:.4%} from peak {peak} (limit {plain(limit)})"
                 self.changes.audits.append(AuditEntry(None, None, "freeze", Reason.DRAWDOWN_FREEZE, detail, at, mode))
+
+    def _returns(self, symbol: str, at: datetime) -> dict[datetime, float]:
+        """The symbol's sampled returns up to `at`, computed once per new sample (a Decimal
+        division each: per decision they were most of an entry's cost)."""
+        samples = self.samples.get(symbol, [])
+        last = samples[-1][0] if samples else None
+        cached = self._returns_of.get(symbol)
+        if cached is None or cached[0] != last:
+            cached = self._returns_of[symbol] = (last, returns(samples, self._step, datetime.max.replace(tzinfo=UTC)))
+        if last is not None and last > at:  # a bar closing after the decision (a quiet live bar applied ahead)
+            return {t: r for t, r in cached[1].items() if t <= at}
+        return cached[1]
 
     def _sample(self, symbol: str, close_time: datetime, close: Decimal) -> None:
         kept = self.samples.get(symbol)

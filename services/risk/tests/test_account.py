@@ -206,3 +206,10 @@ def test_an_asset_no_longer_funded_takes_no_entries_but_its_long_still_exits() -
     usdt_only.apply_bar(bar("XRBBTC", 10, "0.0011", "0.0011", "0.0011", "0.0011"))
     assert (entry.reason, exit_.reason) == (Reason.NO_QUOTE_BALANCE, Reason.EXIT)
     assert not usdt_only.holdings and usdt_only.accounts["BTC"].cash > D("0.5")
+
+
+def test_the_readme_tables_every_reason() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Every rejection reason") :].split("\n## ")[0]
+    tabled = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert {r.value for r in Reason} | {"manual_reset"} == tabled

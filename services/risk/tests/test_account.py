@@ -208,8 +208,16 @@ def test_an_asset_no_longer_funded_takes_no_entries_but_its_long_still_exits() -
     assert not usdt_only.holdings and usdt_only.accounts["BTC"].cash > D("0.5")
 
 
-def test_the_readme_tables_every_reason() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    table = readme[readme.index("## Every rejection reason") :].split("\n## ")[0]
-    tabled = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
-    assert {r.value for r in Reason} | {"manual_reset"} == tabled
+def _tabled(readme: Path, section: str) -> set[str]:
+    """The codes in the first column of the table under `section`."""
+    text = readme.read_text()
+    table = text[text.index(section) :].split("\n## ")[0]
+    return {
+        code for line in table.splitlines() if line.startswith("| `") for code in line.split("|")[1].split("`")[1::2]
+    }
+
+
+def test_both_readmes_table_every_reason() -> None:
+    reasons = {r.value for r in Reason} | {"manual_reset"}
+    assert _tabled(Path(__file__).parents[1] / "README.md", "## Every rejection reason") == reasons
+    assert _tabled(Path(__file__).parents[3] / "README.md", "## The paper account") == reasons

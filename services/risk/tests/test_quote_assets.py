@@ -141,6 +141,7 @@ async def test_three_quote_assets_replay_byte_identical_within_the_limits(
         )
         trades = await service.pool.fetch("SELECT * FROM trades")
         positions = await service.pool.fetch("SELECT * FROM positions")
+        sampled = await service.pool.fetch("SELECT symbol, sample_times, sample_closes FROM symbol_state")
         transport = httpx.ASGITransport(app=service.app())
         async with httpx.AsyncClient(transport=transport, base_url="http://risk") as client:
             account = (await client.get("/v1/account")).json()
@@ -150,6 +151,10 @@ async def test_three_quote_assets_replay_byte_identical_within_the_limits(
     got["balances"] = orjson.dumps([[r["asset"], *(_num(r[k]) for k in columns)] for r in balances]).decode()
     want = {**reference_dump(expected), "balances": _balances(expected)}
     assert got == want
+    # the correlation samples the service persisted (appended batch by batch) are the pure book's
+    assert {r["symbol"]: list(zip(r["sample_times"], r["sample_closes"], strict=True)) for r in sampled} == {
+        symbol: kept for symbol, kept in expected.samples.items()
+    }
     reasons = {orjson.loads(row)[3] for row in got["audit"]}
     quoted = {settings.limits().quote_of(t["symbol"]) for t in trades}
     assert {"exposure_limit", "max_open_positions"} <= reasons, reasons

@@ -65,6 +65,8 @@ class Changes:
     events: list[tuple[str, Envelope]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     fills: list[Side] = field(default_factory=list)
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    """The correlation samples taken, per symbol (only these are written: the rows keep the last)."""
     positions: set[str] = field(default_factory=set)
     """Symbols whose position changed: their rows are written (a stale-feed close changes another
     symbol's position than the bar's)."""
@@ -392,9 +394,11 @@ class Book:
         kept = self.samples.get(symbol)
         if kept is None:
             kept = self.samples[symbol] = []
-        kept.append((close_time, close))
-        if len(kept) > self.limits.correlation_window + 1:
-            del kept[0]
+        taken = self.changes.samples.setdefault(symbol, [])
+        for samples in (kept, taken):
+            samples.append((close_time, close))
+            if len(samples) > self.limits.correlation_window + 1:
+                del samples[0]
 
     def _stale_holdings(self, at: datetime) -> list[Holding]:
         """Open longs whose symbol's last bar opened more than `stale_feed_h` before `at`, by symbol."""

@@ -47,8 +47,8 @@ LOAD_POSITIONS: Final = "SELECT * FROM positions"
 LOAD_PENDING: Final = "SELECT * FROM orders WHERE status = 'submitted'"
 LOAD_SYMBOLS: Final = "SELECT symbol, bar_applied, position_seq, sample_times, sample_closes FROM symbol_state"
 
-# The 33 arguments of migration V005's save_batch, in order.
-SAVE_BATCH: Final = f"SELECT save_batch({', '.join(f'${n}' for n in range(1, 34))})"
+# The 34 arguments of migration V005's save_batch, in order.
+SAVE_BATCH: Final = f"SELECT save_batch({', '.join(f'${n}' for n in range(1, 35))})"
 
 UNSENT: Final = "SELECT seq, event_type, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
 MARK_SENT: Final = """
@@ -154,6 +154,7 @@ class Repository:
             *_columns(batch.stage, 6),
             batch.unstage,
             [_balance_row(asset, account) for asset, account in sorted(book.accounts.items())],
+            self.limits.correlation_window + 1,
         )
 
     # ----------------------------------------------------------------- outbox
@@ -215,8 +216,8 @@ def _symbol_row(book: Book, symbol: str, marks: StreamMarks) -> tuple[Any, ...]:
         base_ms,
         book.bar_applied.get(symbol),
         book.position_seq.get(symbol, 0),
-        [t for t, _ in book.samples.get(symbol, ())],
-        [c for _, c in book.samples.get(symbol, ())],
+        [t for t, _ in book.changes.samples.get(symbol, ())],  # only the new ones: save_batch appends them
+        [c for _, c in book.changes.samples.get(symbol, ())],
     )
 
 

@@ -21,11 +21,15 @@ FROM account WHERE id = 1;
 -- A pending entry's planned price (its notional counts in the exposure until it fills).
 ALTER TABLE orders ADD COLUMN est_price numeric;
 
--- Per symbol, the closes sampled for the correlation groups (exposure.py), oldest first.
+-- Per symbol, the closes sampled for the correlation groups (exposure.py), oldest first. A batch
+-- passes only the samples it took; save_batch appends them and keeps the last `sample_keep`.
 ALTER TABLE symbol_state ADD COLUMN sample_times timestamptz[] NOT NULL DEFAULT '{}',
     ADD COLUMN sample_closes numeric[] NOT NULL DEFAULT '{}';
+CREATE FUNCTION keep_last(a anyarray, n integer) RETURNS anyarray
+LANGUAGE sql IMMUTABLE AS $$ SELECT a[greatest(cardinality(a) - n + 1, 1):] $$;
 
--- save_batch as V003's, plus the balance rows (the account row is written as before).
+-- save_batch as V003's, plus the balance rows (the account row is written as before) and the
+-- samples' length.
 DROP FUNCTION save_batch(
     numeric, numeric, numeric, numeric, boolean, date, numeric, numeric, bigint,
     text[], positions[], symbol_state[], orders[], trades[],
@@ -41,7 +45,7 @@ CREATE FUNCTION save_batch(
     audit_details text[], audit_times timestamptz[], audit_modes text[],
     outbox_ids text[], outbox_types text[], outbox_subjects text[], outbox_payloads text[],
     stage_ids text[], stage_kinds text[], stage_symbols text[], stage_times timestamptz[], stage_live boolean[],
-    stage_payloads text[], unstage_ids text[], balance_rows balances[]
+    stage_payloads text[], unstage_ids text[], balance_rows balances[], sample_keep integer
 ) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -59,7 +63,8 @@ BEGIN
         INSERT INTO symbol_state SELECT * FROM unnest(symbol_rows)
         ON CONFLICT (symbol) DO UPDATE SET bar_seen = EXCLUDED.bar_seen, signal_seen = EXCLUDED.signal_seen,
             base_ms = EXCLUDED.base_ms, bar_applied = EXCLUDED.bar_applied, position_seq = EXCLUDED.position_seq,
-            sample_times = EXCLUDED.sample_times, sample_closes = EXCLUDED.sample_closes;
+            sample_times = keep_last(symbol_state.sample_times || EXCLUDED.sample_times, sample_keep),
+            sample_closes = keep_last(symbol_state.sample_closes || EXCLUDED.sample_closes, sample_keep);
     END IF;
     IF cardinality(order_rows) > 0 THEN
         INSERT INTO orders SELECT * FROM unnest(order_rows)

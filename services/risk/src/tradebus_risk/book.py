@@ -213,10 +213,16 @@ class Book:
             count = self.open_count()
             return Snapshot(zero, zero, zero, False, zero, zero, count, has_position, has_pending_order, asset, False)
         exposure = self.exposure(asset) if at is not None else {}
-        group = self.correlated(symbol, [s for s in exposure if s != symbol], at) if at is not None else ()
         with accounting():
             total = sum(exposure.values(), Decimal(0))
-            in_group = sum((exposure[s] for s in group), Decimal(0))
+
+        def group_of() -> tuple[tuple[str, ...], Decimal]:
+            if at is None:
+                return (), Decimal(0)
+            group = self.correlated(symbol, [s for s in exposure if s != symbol], at)
+            with accounting():
+                return group, sum((exposure[s] for s in group), Decimal(0))
+
         return Snapshot(
             equity=self.equity(asset),
             cash=a.cash,
@@ -230,8 +236,7 @@ class Book:
             asset=asset,
             funded=True,
             exposure=total,
-            group_exposure=in_group,
-            group=group,
+            group_of=group_of,
             min_notional=self.limits.min_notional_of(asset),
         )
 

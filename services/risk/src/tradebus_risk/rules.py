@@ -7,6 +7,7 @@ the most fundamental one (a stale signal is `stale_data` even when trading is al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -73,10 +74,9 @@ class Snapshot:
     """Whether `asset` has a balance: equity, cash and the day's figures above are that asset's."""
     exposure: Decimal = Decimal(0)
     """The asset's open longs at their marks plus its pending entries (`exposure`)."""
-    group_exposure: Decimal = Decimal(0)
-    """The part of `exposure` in symbols correlated with this one."""
-    group: tuple[str, ...] = ()
-    """Those symbols, by name."""
+    group_of: Callable[[], tuple[tuple[str, ...], Decimal]] = lambda: ((), Decimal(0))
+    """The symbols correlated with this one (by name) and their part of `exposure`: called only
+    when the group cap could be reached (the correlations are the costly part of an entry)."""
     min_notional: Decimal | None = None
     """The asset's minimum notional; None: the limits' `min_notional`."""
 
@@ -164,9 +164,12 @@ def _exposure(account: Snapshot, notional: Decimal, limits: RiskLimits) -> Verdi
         cap = f"{plain(limits.max_exposure_pct)} of equity {plain(equity)}"
         return _reject(Reason.EXPOSURE_LIMIT, f"{held} above {cap}")
     group_cap = equity * limits.max_correlated_pct
-    if account.group and account.group_exposure + notional > group_cap:
-        held = f"{plain(account.group_exposure.quantize(_SHOWN))} + {plain(notional.quantize(_SHOWN))}"
-        group = ", ".join(account.group)
+    if account.exposure + notional <= group_cap:
+        return None  # no group holds more than the asset does
+    members, in_group = account.group_of()
+    if members and in_group + notional > group_cap:
+        held = f"{plain(in_group.quantize(_SHOWN))} + {plain(notional.quantize(_SHOWN))}"
+        group = ", ".join(members)
         cap = f"{plain(limits.max_correlated_pct)} of equity {plain(equity)}"
         detail = f"correlated with {group}: {asset} {held} above {cap}"
         return _reject(Reason.EXPOSURE_LIMIT, detail)

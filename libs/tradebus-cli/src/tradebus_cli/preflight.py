@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import os
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tradebus.settings import TRADEBUS_VARIABLES, unknown_variables
-from tradebus_risk.preflight import check
+from tradebus_risk.preflight import check, unreadable
 from tradebus_risk.settings import RiskSettings
 
 
 def run(console: Console) -> int:
     """Print the effective risk configuration and every finding on it; 1 when any is critical."""
-    settings = RiskSettings()
-    console.print(configuration_table(settings))
+    try:
+        settings = RiskSettings()
+        findings = check(settings.limits(), settings.symbols)
+    except ValidationError as exc:  # a value that is not even of its type (RISK_PER_TRADE=abc)
+        findings = unreadable(exc)
+    else:
+        console.print(configuration_table(settings))
     risk_variables = {name.upper() for name in RiskSettings.model_fields if name.startswith("risk_")}
     for warning in [
         *unknown_variables(os.environ, "RISK_", risk_variables),
         *unknown_variables(os.environ, "TRADEBUS_", TRADEBUS_VARIABLES),
     ]:
         console.print(f"[yellow]warning: {warning}[/yellow]")
-    findings = check(settings.limits(), settings.symbols)
     if not findings:
         console.print("[green]preflight: the risk configuration passes[/green]")
         return 0

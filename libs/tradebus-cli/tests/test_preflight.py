@@ -74,5 +74,6 @@ def test_zero_negative_and_unreadable_limits_are_findings_not_tracebacks() -> No
     assert zero.returncode == 1 and "Traceback" not in zero.stderr
     assert "RISK_MAX_OPEN_POSITIONS" in zero.stdout and "RISK_PER_TRADE" in zero.stdout
     unreadable = _preflight(RISK_PER_TRADE="abc")
-    assert unreadable.returncode == 1 and "Traceback" not in unreadable.stderr
-    assert "RISK_PER_TRADE" in unreadable.stdout and "valid decimal" in unreadable.stdout
+    assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr  # a usage error (main)
+    said = unreadable.stdout + unreadable.stderr
+    assert "RISK_PER_TRADE" in said and "valid decimal" in said

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import os
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tradebus.settings import TRADEBUS_VARIABLES, unknown_variables
-from tradebus_risk.preflight import check, unreadable
+from tradebus_risk.preflight import check
 from tradebus_risk.settings import RiskSettings
 
 
 def run(console: Console) -> int:
     """Print the effective risk configuration and every finding on it; 1 when any is critical."""
-    try:
-        settings = RiskSettings()
-        findings = check(settings.limits(), settings.symbols)
-    except ValidationError as exc:  # a value that is not even of its type (RISK_PER_TRADE=abc)
-        findings = unreadable(exc)
-    else:
-        console.print(configuration_table(settings))
+    settings = RiskSettings()  # a value not even of its type is one line (tradebus_cli.main)
+    findings = check(settings.limits(), settings.symbols)
+    console.print(configuration_table(settings))
     risk_variables = {name.upper() for name in RiskSettings.model_fields if name.startswith("risk_")}
     for warning in [
         *unknown_variables(os.environ, "RISK_", risk_variables),
@@ -55,7 +50,10 @@ def configuration_table(settings: RiskSettings) -> Table:
     names = ["symbols", *sorted(n for n in RiskSettings.model_fields if n.startswith("risk_"))]
     for name in names:
         value = getattr(settings, name)
-        shown = ",".join(value) if isinstance(value, tuple) else str(value)
+        if isinstance(value, tuple):  # SYMBOLS, or ASSET=amount pairs (RISK_BALANCES)
+            shown = ",".join(v if isinstance(v, str) else f"{v[0]}={v[1]}" for v in value)
+        else:
+            shown = str(value)
         if name.endswith("_pct") or name == "risk_per_trade":  # fractions of equity, not percents
             shown += f" ({value:.2%} of equity)"
         table.add_row(name.upper(), shown, "environment" if name in settings.model_fields_set else "default")

@@ -414,20 +414,16 @@ class BatchConsumer(Generic[E]):
 
     async def _drain_request(self, queue: asyncio.Queue[Msg | None], batch_size: int, *, streaming: bool) -> int:
         """Handle the messages one pull request brings, until it is used up or expires; returns
-        how many it brought. A streaming request hands over each chunk as it arrives; a gathering
-        one (no_wait) is handled whole once the server has answered it, however its deliveries
-        trickled into the queue. A streaming request that a chunk turned lingering
-        (`linger_while`) lets the rest of its messages gather for `linger_s` after each chunk."""
+        how many it brought. A streaming request that a chunk turned lingering (`linger_while`)
+        lets the rest of its messages gather for `linger_s` after each chunk."""
         received = 0
-        gathered: list[Msg] = []
-        done = False
-        while received < batch_size and not done and not self._stopping.is_set():
+        while received < batch_size and not self._stopping.is_set():
             if queue.empty():
                 try:
                     async with asyncio.timeout(PULL_EXPIRES_S + 1.0):  # no task per wait, as wait_for makes
                         first = await queue.get()
                 except TimeoutError:
-                    break  # the request was lost (e.g. a reconnect): send another
+                    return received  # the request was lost (e.g. a reconnect): send another
             else:
                 first = queue.get_nowait()
             chunk = [first]
@@ -435,15 +431,12 @@ class BatchConsumer(Generic[E]):
                 chunk.append(queue.get_nowait())
             data, done = _split(chunk)
             received += len(data)
-            if not streaming:
-                gathered += data
-                continue
             if data and not await self.consume(data):
                 raise _Gap
-            if not done and self._lingering and len(data) < batch_size:
+            if done:
+                return received
+            if streaming and self._lingering and len(data) < batch_size:
                 await self._stopped_within(self.linger_s)
-        if gathered and not await self.consume(gathered):
-            raise _Gap
         return received
 
     def stop(self) -> None:

@@ -115,6 +115,7 @@ class ChaosStack:
             "NATS_URL": f"nats://127.0.0.1:{free_port()}",
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/tradebus",
             "SYMBOLS": ",".join(SYMBOLS),
+            "RISK_BALANCES": "ETH=10,BTC=1",  # XRPETH trades in ETH, ADABTC in BTC: one account each
             "INGEST_SOURCE": "replay",
             "INGEST_REPLAY_FILES": ",".join(str(p) for p in REPLAY_FILES),
             "INGEST_REPLAY_SPEED": "max",

@@ -10,7 +10,7 @@ SOURCES := $(foreach p,$(PACKAGES),$(p)/src)
 MODULES := tradebus tradebus_cli $(foreach s,$(notdir $(wildcard services/*)),tradebus_$(s))
 space := $(subst ,, )
 
-.PHONY: venv up down status logs backup restore test test-chaos bench lint format clean
+.PHONY: venv up down status logs backup restore test test-browser test-chaos bench lint format clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,10 @@ restore: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# The console page in Debian's chromium on a replayed stack (tests/browser, about 1 min); saves docs/console.png.
+test-browser: venv
+	$(BIN)/python -m pytest -m browser tests/browser
 
 # Whole local stacks replaying real klines, one fault each (tests/chaos); about 15 min on 2 cores.
 test-chaos: venv

@@ -11,7 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from tradebus.settings import SERVICES, port_for
+from tradebus.settings import PROCESSES, port_for
 
 TIMEOUT_S = 4.0
 
@@ -29,8 +29,8 @@ def probe(service: str, path: str = "/health/ready", host: str = "127.0.0.1") ->
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in SERVICES:
-        print(f"usage: healthcheck.py {{{'|'.join(SERVICES)}}} [PATH]", file=sys.stderr)
+    if not argv or argv[0] not in PROCESSES:
+        print(f"usage: healthcheck.py {{{'|'.join(PROCESSES)}}} [PATH]", file=sys.stderr)
         return 2
     ok, detail = probe(argv[0], *argv[1:2])
     print(detail)

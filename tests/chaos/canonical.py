@@ -51,6 +51,7 @@ TABLES: Final = (
     TableSpec("risk.trades", ("trade_id",)),
     TableSpec("risk.positions", ("symbol",)),
     TableSpec("risk.account", ("id",), ("updated_at", "version")),
+    TableSpec("risk.balances", ("asset",)),
     TableSpec("risk.symbol_state", ("symbol",)),
     TableSpec("risk.breaker", ("scope",)),
     TableSpec("risk.inbox", ("event_id",), ("received_at",), ("payload",)),

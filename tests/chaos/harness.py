@@ -33,7 +33,7 @@ from nats.aio.msg import Msg
 
 from tradebus.embedded import free_port
 from tradebus.natsauth import READER, Credentials, Login, inbox_prefix, with_login
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus_cli.rundir import RunDir, StackState
 
 TRADEBUS: Final = str(Path(sys.executable).parent / "tradebus")
@@ -106,7 +106,7 @@ class ChaosStack:
     @classmethod
     def create(cls, root: Path, name: str, extra_env: dict[str, str] | None = None) -> ChaosStack:
         run = RunDir(root / name)
-        ports = {s: free_port() for s in SERVICES}
+        ports = {s: free_port() for s in PROCESSES}
         env = {
             **os.environ,
             "TRADEBUS_RUN_DIR": str(run.path),
@@ -115,6 +115,7 @@ class ChaosStack:
             "NATS_URL": f"nats://127.0.0.1:{free_port()}",
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/tradebus",
             "SYMBOLS": ",".join(SYMBOLS),
+            "RISK_BALANCES": "ETH=10,BTC=1",  # XRPETH trades in ETH, ADABTC in BTC: one account each
             "INGEST_SOURCE": "replay",
             "INGEST_REPLAY_FILES": ",".join(str(p) for p in REPLAY_FILES),
             "INGEST_REPLAY_SPEED": "max",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tradebus import natsauth
-from tradebus.settings import DEFAULT_PORTS, SERVICES
+from tradebus.settings import CONSOLE, DEFAULT_PORTS, PROCESSES, SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 INFRASTRUCTURE = ("nats", "postgres", "redis", "redis-exporter", "prometheus", "grafana")
@@ -26,10 +26,10 @@ def seconds(duration: str) -> float:
 
 
 def test_the_stack_has_the_infrastructure_and_the_six_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) >= {*INFRASTRUCTURE, *SERVICES}
+    assert set(compose["services"]) >= {*INFRASTRUCTURE, *PROCESSES}
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", PROCESSES)
 def test_each_service_runs_its_module_on_its_port(compose: dict[str, Any], name: str) -> None:
     service = compose["services"][name]
     port = DEFAULT_PORTS[name]
@@ -52,7 +52,15 @@ def test_each_service_is_healthy_only_when_ready_and_starts_after_its_dependenci
         assert "healthcheck" in compose["services"][dependency]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+def test_the_console_needs_the_bus_and_redis_but_no_database(compose: dict[str, Any]) -> None:
+    console = compose["services"][CONSOLE]
+    assert console["healthcheck"]["test"] == ["CMD", "python", "/opt/tradebus/healthcheck.py", CONSOLE]
+    assert set(console["depends_on"]) == {"nats", "redis"}
+    for name in ("aggregator", "risk", "telemetry", "rollup"):
+        assert console["environment"][f"CONSOLE_{name.upper()}_URL"] == f"http://{name}:{DEFAULT_PORTS[name]}"
+
+
+@pytest.mark.parametrize("name", PROCESSES)
 def test_each_service_reaches_the_infrastructure_by_its_compose_name(compose: dict[str, Any], name: str) -> None:
     env = compose["services"][name]["environment"]
     postgres = compose["services"]["postgres"]["environment"]
@@ -67,7 +75,7 @@ def test_each_service_reaches_the_infrastructure_by_its_compose_name(compose: di
     assert env["SYMBOLS"]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", PROCESSES)
 def test_each_service_logs_in_to_nats_as_itself_with_only_its_own_password(compose: dict[str, Any], name: str) -> None:
     env = compose["services"][name]["environment"]
     assert env["NATS_USER"] == name

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tradebus.settings import DEFAULT_PORTS, SERVICES
+from tradebus.settings import DEFAULT_PORTS, PROCESSES
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 REQUIRED_ALERTS = {
@@ -39,7 +39,7 @@ def targets(config: dict[str, Any]) -> dict[str, list[str]]:
 def test_every_service_is_scraped_by_its_compose_name_every_15_seconds(prometheus_config: dict[str, Any]) -> None:
     assert prometheus_config["global"]["scrape_interval"] == "15s"
     jobs = targets(prometheus_config)
-    for name in SERVICES:
+    for name in PROCESSES:
         assert jobs[name] == [f"{name}:{DEFAULT_PORTS[name]}"]
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 
 TRADEBUS = str(Path(sys.executable).parent / "tradebus")
 
 
 def missing_services() -> list[str]:
-    return [s for s in SERVICES if importlib.util.find_spec(f"tradebus_{s}.__main__") is None]
+    return [s for s in PROCESSES if importlib.util.find_spec(f"tradebus_{s}.__main__") is None]
 
 
 async def cli(*args: str, env: dict[str, str], timeout: float = 90.0) -> tuple[int, str]:

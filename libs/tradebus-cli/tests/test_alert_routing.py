@@ -31,7 +31,7 @@ from stack_cli import cli, missing_services
 
 from tradebus.embedded import free_port
 from tradebus.events import BarEvent, BarSource, Mode, make_bar
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES, SERVICES
 from tradebus.testing import wait_for
 from tradebus.timeframes import now_ms
 from tradebus_cli import monitoring
@@ -164,7 +164,7 @@ async def test_panels_count_what_happened_and_alerts_reach_the_webhook_by_severi
             "INGEST_LIVE": "0",
             "HEARTBEAT_INTERVAL_S": "1",
             "COLUMNS": "200",
-            **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+            **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in PROCESSES},
             **{f"TRADEBUS_{name}_PORT": str(port) for name, port in ports.items()},
             "TRADEBUS_PROMETHEUS_INTERVAL_S": "1",
             "TRADEBUS_PROMETHEUS_RULES": str(_quick_rules(tmp_path / "alerts.yml")),

@@ -58,6 +58,7 @@ class Stack:
             "NATS_URL": f"nats://127.0.0.1:{free_port()}",  # nothing answers: the stack embeds its own
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/tradebus",
             "SYMBOLS": SYMBOL,
+            "RISK_BALANCES": "ETH=10,BTC=1",  # XRPETH trades in ETH, ADABTC in BTC: one account each
             "INGEST_SOURCE": "replay",
             "INGEST_REPLAY_FILES": ",".join(str(p) for p in replay),
             "INGEST_REPLAY_SPEED": "max",

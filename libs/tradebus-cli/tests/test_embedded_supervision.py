@@ -22,7 +22,7 @@ import pytest
 from stack_cli import cli
 
 from tradebus.embedded import free_port, nats_answers
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus.testing import wait_for
 from tradebus_cli.rundir import ProcessRef, RunDir
 
@@ -77,9 +77,9 @@ async def test_embedded_nats_and_postgres_are_restarted_and_down_stops_the_new_o
         "BACKFILL_DAYS": "0.05",
         "HEARTBEAT_INTERVAL_S": "1",
         "COLUMNS": "200",
-        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in PROCESSES},
     }
-    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in SERVICES}
+    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in PROCESSES}
     seen: dict[str, ProcessRef] = {}
 
     def remember(state_name: str) -> None:

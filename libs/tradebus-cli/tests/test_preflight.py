@@ -67,3 +67,13 @@ def test_every_tradebus_variable_the_code_reads_is_known() -> None:
     ]
     named = {m for path in sources for m in re.findall(r"TRADEBUS_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
     assert named - {"TRADEBUS_VARIABLES"} <= TRADEBUS_VARIABLES, sorted(named - TRADEBUS_VARIABLES)
+
+
+def test_zero_negative_and_unreadable_limits_are_findings_not_tracebacks() -> None:
+    zero = _preflight(RISK_MAX_OPEN_POSITIONS="0", RISK_PER_TRADE="0.5")
+    assert zero.returncode == 1 and "Traceback" not in zero.stderr
+    assert "RISK_MAX_OPEN_POSITIONS" in zero.stdout and "RISK_PER_TRADE" in zero.stdout
+    unreadable = _preflight(RISK_PER_TRADE="abc")
+    assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr  # a usage error (main)
+    said = unreadable.stdout + unreadable.stderr
+    assert "RISK_PER_TRADE" in said and "valid decimal" in said

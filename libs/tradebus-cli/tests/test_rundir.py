@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus_cli.rundir import Dependency, ProcessRef, RunDir
 from tradebus_cli.supervisor import stack_env
 
@@ -59,5 +59,5 @@ def test_services_get_the_resolved_urls_ports_and_make_up_defaults(monkeypatch) 
     assert (env["INGEST_SOURCE"], env["BACKFILL_DAYS"], env["LOG_FORMAT"]) == ("auto", "30", "json")
     assert env["TRADEBUS_RISK_PORT"] == "19084"
     assert env["TRADEBUS_INGEST_PORT"] == "8081"
-    assert {f"TRADEBUS_{s.upper()}_PORT" for s in SERVICES} <= env.keys()
+    assert {f"TRADEBUS_{s.upper()}_PORT" for s in PROCESSES} <= env.keys()
     assert env["PATH"] == "/bin"

@@ -28,7 +28,7 @@ from stack_cli import cli, missing_services, ready
 
 from tradebus.embedded import free_port
 from tradebus.natsauth import USERS, Credentials
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus.testing import wait_for
 from tradebus_cli.rundir import ProcessRef, RunDir, ServiceState
 from tradebus_cli.supervisor import NATS_LOGIN_VARIABLES
@@ -63,9 +63,9 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         "TRADEBUS_WATCHDOG_MISSES": "2",
         "TRADEBUS_WATCHDOG_GRACE_S": "3",
         "TRADEBUS_SUPERVISOR_PORT": str(free_port()),
-        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in PROCESSES},
     }
-    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in SERVICES}
+    urls = {s: f"http://127.0.0.1:{env[f'TRADEBUS_{s.upper()}_PORT']}" for s in PROCESSES}
     seen: dict[str, ProcessRef] = {}
     try:
         code, output = await cli("up", env=env)
@@ -77,7 +77,7 @@ async def test_up_restarts_a_killed_service_and_down_leaves_nothing(
         assert not state.deps["nats"].embedded and not state.deps["postgres"].embedded
         seen["supervisor"] = state.supervisor
         seen |= {f"{name} 0": s.process for name, s in state.services.items() if s.process}
-        assert len(seen) == 1 + len(SERVICES)
+        assert len(seen) == 1 + len(PROCESSES)
 
         async with httpx.AsyncClient(timeout=2) as client:
             for url in urls.values():
@@ -164,7 +164,7 @@ async def test_local_mode_runs_its_own_nats_with_auth_and_each_service_as_itself
         "BACKFILL_DAYS": "0.05",
         "HEARTBEAT_INTERVAL_S": "1",
         "COLUMNS": "200",
-        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
+        **{f"TRADEBUS_{s.upper()}_PORT": str(free_port()) for s in PROCESSES},
     }
     try:
         code, output = await cli("up", env=env)

@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from tradebus import natsauth, subjects
 from tradebus.bus import ensure_streams
 from tradebus.natsauth import ADMIN, READER, USERS, Credentials
-from tradebus.settings import SERVICES
+from tradebus.settings import CONSOLE, SERVICES
 from tradebus.testing import wait_for
 
 OWN_SUBJECTS = {
@@ -114,9 +114,11 @@ async def test_a_service_cannot_publish_another_services_subjects(
     await _nothing_stored(nats_url, [s for s in forbidden if s.endswith(".FORGED")])
 
 
-async def test_the_reader_cannot_publish_any_event_subject(connect_as: Connect, nats_url: str) -> None:
-    client, errors = await connect_as(READER)
-    every = [subject for service in SERVICES for subject in own(service)]
+@pytest.mark.parametrize("user", [READER, CONSOLE])
+async def test_readers_cannot_publish_any_event_subject(connect_as: Connect, nats_url: str, user: str) -> None:
+    """Neither the CLI's reader nor the console publishes anything: not even a heartbeat of its own."""
+    client, errors = await connect_as(user)
+    every = [subject for service in SERVICES for subject in own(service)] + [subjects.heartbeat(CONSOLE)]
     for subject in every:
         await client.publish(subject, b"{}")
     await client.flush()
@@ -150,15 +152,7 @@ async def _nothing_stored(nats_url: str, forged: list[str]) -> None:
 async def test_the_reader_reads_events_and_stream_state_but_nobodys_replies(connect_as: Connect) -> None:
     reader, errors = await connect_as(READER)
     ingest, _ = await connect_as("ingest")
-    seen: list[str] = []
-
-    async def on_bar(msg: nats.aio.msg.Msg) -> None:
-        seen.append(msg.subject)
-
-    await reader.subscribe("bars.>", cb=on_bar)
-    await reader.flush()
-    await ingest.jetstream().publish("bars.1m.READERSEES", b"{}", timeout=5)
-    await wait_for(_now(lambda: "bars.1m.READERSEES" in seen), timeout=5, what="the reader sees a bar")
+    await _sees(reader, ingest, "bars.>", "bars.1m.READERSEES")
     info = await reader.jetstream().stream_info("BARS")
     assert info.config.name == "BARS"
     assert errors == []
@@ -233,3 +227,29 @@ def _now(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return condition()
 
     return check
+
+
+async def test_the_console_follows_events_and_reads_last_messages_but_makes_no_consumer(connect_as: Connect) -> None:
+    """The console's user: core subscriptions and last-message reads; creating a consumer is refused,
+    so it can leave no durable behind and ack nothing for a service."""
+    console, _ = await connect_as(CONSOLE)
+    signal, _ = await connect_as("signal")
+    await ensure_streams(signal.jetstream())
+    await _sees(console, signal, "signals.*", "signals.CONSOLESEES")
+    last = await console.jetstream().get_last_msg("SIGNALS", "signals.CONSOLESEES")
+    assert last.data == b"{}"
+    with pytest.raises(nats.errors.Error):
+        await console.jetstream().add_consumer("SIGNALS", durable_name="console-sneaky", timeout=2)
+
+
+async def _sees(reader: Client, publisher: Client, pattern: str, subject: str) -> None:
+    """`reader`, subscribed to `pattern`, receives what `publisher` publishes on `subject`."""
+    seen: list[str] = []
+
+    async def keep(msg: nats.aio.msg.Msg) -> None:
+        seen.append(msg.subject)
+
+    await reader.subscribe(pattern, cb=keep)
+    await reader.flush()
+    await publisher.jetstream().publish(subject, b"{}", timeout=5)
+    await wait_for(_now(lambda: subject in seen), timeout=5, what=f"{subject} seen")

@@ -84,9 +84,10 @@ def with_detail(event: SignalEvent) -> SignalEvent:
 
 
 # The scripted replay: 40 one-minute bars and 7 dense 5m signals.
-#   BUY @C=5 fills at bar 5's open 100 (+5 bps = 100.05), 20 units (capped at 20 % of 10,000)
+#   BUY @C=5 fills at bar 5's open 100 (+5 bps = 100.05), 19.99 units (capped at 20 % of 10,000
+#   at the fill price: 2,000 / 100.05, rounded down)
 #   SELL @C=15 exits at bar 15's open 103 (-5 bps = 102.9485): the first trade, reason "signal"
-#   STRONG_BUY @C=20 fills at 103.0515, 19.52215 units; bar 22 touches the stop 101 AND the
+#   STRONG_BUY @C=20 fills at 103.0515, 19.51234 units (the cap at the fill); bar 22 touches the stop 101 AND the
 #   target 107: stop first, exit at 101 - 5 bps = 100.9495: the second trade, reason "stop"
 #   SELL @C=25 no_position, BUY @C=30 risk_reward_too_low, BUY @C=35 no_plan (all published)
 _PRICES: dict[int, tuple[str, str, str, str]] = {
@@ -120,10 +121,10 @@ def scenario_signals(symbol: str) -> list[SignalEvent]:
 
 FIRST_ENTRY = D("100.05")
 FIRST_EXIT = D("102.9485")
-FIRST_QTY = D(20)
+FIRST_QTY = D("19.99")
 SECOND_ENTRY = D("103.0515")
 SECOND_EXIT = D("100.9495")
-SECOND_QTY = D("19.52215")
+SECOND_QTY = D("19.51234")
 
 
 def net(qty: Decimal, entry: Decimal, exit_: Decimal, fee_rate: Decimal = D("0.001")) -> Decimal:

@@ -34,11 +34,11 @@ from tradebus_risk.app import build_service
 from tradebus_risk.bench import replay_events
 from tradebus_risk.book import Book
 from tradebus_risk.precision import MoneyPolicy
-from tradebus_risk.records import Account
 from tradebus_risk.rules import decision_time
 from tradebus_risk.settings import RiskSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
+from account_checker import breaches
 from risk_scenario import bar, net, plan, signal
 from test_service import DURABLES, _publish, serving
 
@@ -119,8 +119,7 @@ def reference(bars: list[BarEvent], signals: list[SignalEvent], settings: RiskSe
     """The pure book over every event in the global order (signal at C before the bars opening
     at C, then by symbol): what any delivery must produce."""
     limits = settings.limits()
-    initial = limits.initial_balance
-    book = Book(Account(initial, initial, peak_equity=initial, day_start_equity=initial), {}, {}, {}, {}, limits)
+    book = Book.fresh(limits)
 
     @dataclass
     class _Keyed:
@@ -297,14 +296,15 @@ async def test_a_scripted_pair_trades_in_global_event_order_however_delivered(
         trades = await service.pool.fetch("SELECT * FROM trades")
         positions = await service.pool.fetch("SELECT * FROM positions")
     # the limits the two symbols share, in event time (all checked, so a failure lists every defect)
-    equity = D(10000) + net(D(20), D("100.05"), D("97.951"))  # at 00:15: after A's loss, nothing open
+    equity = D(10000) + net(D("19.99"), D("100.05"), D("97.951"))  # at 00:15: after A's loss, nothing open
     sized = entry["quantity"] if entry is not None else None
     checks = {
         "B entry while A open (23:05-23:20) refused": verdicts[_sid(b, 5)] == ("rejected", "max_open_positions"),
         "B entry after A's loss that day refused": verdicts[_sid(b, 25)] == ("rejected", "daily_loss_limit"),
         "B entry at 00:15 (new day) accepted": verdicts[_sid(b, 70)] == ("accepted", "entry"),
-        "B entry at 00:15 sized on the equity then": sized == MoneyPolicy().quantity(equity * D("0.2") / D(100)),
+        "B entry at 00:15 sized on the equity then": sized == MoneyPolicy().quantity(equity * D("0.2") / D("100.05")),
         "never more than 1 position open in event time": most_open_at_once(open_intervals(trades, positions)) <= 1,
+        "no limit breached walking the trades in event time": breaches(trades, positions, settings.limits()) == [],
         "the pure book's global order, byte for byte": got == reference_dump(expected),
     }
     failed = [name for name, ok in checks.items() if not ok]
@@ -340,6 +340,7 @@ async def test_a_seeded_replay_of_two_symbols_is_the_same_for_every_delivery(
     reasons = {row.split(",")[3] for row in got["audit"]}
     assert len(trades) >= 5 and '"max_open_positions"' in reasons  # the shared limit was exercised
     assert most_open_at_once(open_intervals(trades, positions)) <= 1
+    assert breaches(trades, positions, settings.limits()) == []
     assert got == reference_dump(expected)
 
 

@@ -17,7 +17,6 @@ from tradebus.events import Bar, BarEvent, Envelope, Signal, SignalEvent, Signal
 from tradebus_risk.book import Book
 from tradebus_risk.inbound import RiskBar, RiskBarEvent, RiskSignal, RiskSignalEvent, UtcTime
 from tradebus_risk.limits import RiskLimits
-from tradebus_risk.records import Account
 
 sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import bar, plan, scenario_bars, scenario_signals, signal, with_detail
@@ -115,8 +114,7 @@ def test_what_risk_reads_is_validated_as_strictly_as_by_the_contract(raw: bytes)
 def _replay(decode: Callable[[Envelope], Any]) -> list[str]:
     """The scripted replay on the pure book, its events given as `decode` makes them."""
     limits = RiskLimits()
-    initial = limits.initial_balance
-    book = Book(Account(initial, initial, peak_equity=initial, day_start_equity=initial), {}, {}, {}, {}, limits)
+    book = Book.fresh(limits)
     signals = {s.data.bar_time + timedelta(minutes=5): s for s in scenario_signals("BTCUSDT")}
     for b in scenario_bars("BTCUSDT"):
         if (s := signals.get(b.data.open_time)) is not None:

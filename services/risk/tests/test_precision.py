@@ -18,7 +18,6 @@ from tradebus.events import FillEvent, PositionEvent, SignalState, TradeEvent
 from tradebus_risk.book import Book
 from tradebus_risk.limits import RiskLimits
 from tradebus_risk.precision import accounting
-from tradebus_risk.records import Account
 
 sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import bar, plan, signal
@@ -29,8 +28,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "ADABTC")
 
 
 def _book(limits: RiskLimits) -> Book:
-    initial = limits.initial_balance
-    return Book(Account(initial, initial, peak_equity=initial, day_start_equity=initial), {}, {}, {}, {}, limits)
+    return Book.fresh(limits)
 
 
 def _on_grid(value: Decimal | None, decimals: int = 8) -> bool:

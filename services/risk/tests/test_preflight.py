@@ -80,3 +80,52 @@ def test_the_service_refuses_to_start_with_a_clear_message() -> None:
     )
     assert done.returncode == 1
     assert "RISK_MAX_DRAWDOWN_PCT" in done.stderr and "RISK_MAX_POSITION_PCT" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("per_trade", "severity"), [(D("0.02"), None), (D("0.03"), "warning"), (D("0.051"), "critical"), (D(1), "critical")]
+)
+def test_risk_per_trade_has_a_documented_bound(per_trade: Decimal, severity: str | None) -> None:
+    found = check(replace(SAFE, per_trade=per_trade), SYMBOLS)
+    assert _settings_of(found) == ([(severity, "RISK_PER_TRADE")] if severity else [])
+
+
+@pytest.mark.parametrize(
+    ("change", "setting", "message"),
+    [
+        ({"per_trade": D("-0.01")}, "RISK_PER_TRADE", "-0.01 is not a fraction above 0 and at most 1"),
+        ({"max_position_pct": D(0)}, "RISK_MAX_POSITION_PCT", "0 is not a fraction above 0 and at most 1"),
+        ({"max_drawdown_pct": D("1.5")}, "RISK_MAX_DRAWDOWN_PCT", "1.5 is not a fraction above 0 and at most 1"),
+        ({"max_open_positions": 0}, "RISK_MAX_OPEN_POSITIONS", "0 must be above 0"),
+        ({"initial_balance": D(-5)}, "RISK_INITIAL_BALANCE", "-5 must be above 0"),
+        ({"fee_rate": D("-0.001")}, "RISK_FEE_RATE", "-0.001 must not be negative"),
+        ({"balances": (("USDT", D(0)),)}, "RISK_BALANCES", "USDT=0 must be above 0"),
+    ],
+)
+def test_a_zero_or_negative_limit_is_one_critical_line(change: dict[str, object], setting: str, message: str) -> None:
+    (finding,) = check(replace(SAFE, **change), SYMBOLS)  # type: ignore[arg-type]
+    assert str(finding) == f"CRITICAL {setting}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("env", "lines"),
+    [
+        (
+            {"RISK_MAX_OPEN_POSITIONS": "0", "RISK_PER_TRADE": "-1"},
+            ["CRITICAL RISK_PER_TRADE: -1 is not a fraction", "CRITICAL RISK_MAX_OPEN_POSITIONS: 0 must be above 0"],
+        ),
+        ({"RISK_PER_TRADE": "abc"}, ["RISK_PER_TRADE: Input should be a valid decimal"]),
+        ({"RISK_BALANCES": "USDT:100"}, ["RISK_BALANCES: Value error, expected ASSET=amount like USDT=10000"]),
+    ],
+)
+def test_the_service_refuses_a_bad_limit_without_a_traceback(env: dict[str, str], lines: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tradebus_risk"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and all(line in done.stderr for line in lines), done.stderr

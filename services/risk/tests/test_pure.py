@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import (
     FIRST_ENTRY,
     FIRST_EXIT,
+    FIRST_QTY,
     SECOND_ENTRY,
     SECOND_EXIT,
     SECOND_QTY,
@@ -57,7 +58,7 @@ def _snapshot(**changes: object) -> Snapshot:
 def _book(limits: RiskLimits = LIMITS) -> Book:
     initial = limits.initial_balance
     account = Account(initial, initial, peak_equity=initial, day_start_equity=initial)
-    return Book(account, {}, {}, {}, {}, limits)
+    return Book({"USDT": account}, {}, {}, {}, {}, limits)
 
 
 # ----------------------------------------------------------------- sizing
@@ -180,7 +181,7 @@ def test_scripted_replay_on_the_book_is_exact() -> None:
         ("signal", FIRST_ENTRY, FIRST_EXIT),
         ("stop", SECOND_ENTRY, SECOND_EXIT),
     ]
-    assert trades[0].net_pnl == net(D(20), FIRST_ENTRY, FIRST_EXIT) == D("53.91003")
+    assert trades[0].net_pnl == net(FIRST_QTY, FIRST_ENTRY, FIRST_EXIT) == D("53.88307498")
     assert trades[1].quantity == SECOND_QTY
     assert trades[1].net_pnl == net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
     total = trades[0].net_pnl + trades[1].net_pnl
@@ -216,7 +217,7 @@ def test_drawdown_freezes_entries_until_reset() -> None:
     book = _book()
     book.decide(signal("BTCUSDT", 0, SignalState.BUY, plan("100", "95", "300", "3")), NOW)
     book.apply_bar(bar("BTCUSDT", 5, "100", "100", "100", "100"))
-    assert book.holdings["BTCUSDT"].quantity == D(20)
+    assert book.holdings["BTCUSDT"].quantity == D("19.99")  # 20 % of equity at the fill price 100.05
     book.account.cash -= D(2000)  # a loss elsewhere: equity 7977 < 80 % of the peak
     book.apply_bar(bar("BTCUSDT", 6, "100", "100", "99", "99"))
     assert book.account.frozen
@@ -226,7 +227,7 @@ def test_drawdown_freezes_entries_until_reset() -> None:
     assert not book.account.frozen and book.account.peak_equity == book.equity()
     assert [a.decision for a in book.changes.audits][-2:] == ["rejected", "reset"]
     fills = [e for _, e in book.changes.events if isinstance(e, FillEvent)]
-    assert fills[0].data.fee == D("2.001")
+    assert fills[0].data.fee == D("1.9999995")  # 19.99 x 100.05 x 0.1 %
 
 
 def test_a_late_signal_opens_nothing_but_still_closes() -> None:

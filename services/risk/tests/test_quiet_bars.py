@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import (
     FIRST_ENTRY,
     FIRST_EXIT,
+    FIRST_QTY,
     SECOND_ENTRY,
     SECOND_EXIT,
     SECOND_QTY,
@@ -128,8 +129,11 @@ async def test_quiet_live_bars_write_nothing_and_are_acked(
         await _feed(service, js_client, [bar(symbol, 4, *"1111", **live)], held=1)
         await _feed(service, js_client, [signal(symbol, 0, SignalState.NEUTRAL, **live)])
         first = await _book_row(service, symbol)
-        await _feed(service, js_client, [bar(symbol, m, "100", "101", "99", "100", **live) for m in range(5, 10)])
+        await _feed(service, js_client, [bar(symbol, m, "100", "101", "99", "100", **live) for m in range(5, 9)])
         quiet = await _book_row(service, symbol)
+        # bar 9 closes at minute 10, a correlation sample (exposure.py): written, to be durable
+        await _feed(service, js_client, [bar(symbol, 9, "100", "101", "99", "100", **live)])
+        sampled = await _book_row(service, symbol)
         # minute 10: the signal deciding there may still come, so it waits for it, unacked
         await _feed(service, js_client, [bar(symbol, 10, "100", "101", "99", "100", **live)], held=1)
         waiting = await _book_row(service, symbol)
@@ -140,8 +144,9 @@ async def test_quiet_live_bars_write_nothing_and_are_acked(
         held = await _book_row(service, symbol)
     assert first[1] == _minute(4)
     assert quiet == first  # acked (the durable has nothing pending) without a write
-    assert waiting == quiet  # a bar that waits writes nothing
-    assert loud[1] == _minute(10) and loud[0] > quiet[0]
+    assert sampled[1] == _minute(9) and sampled[0] > quiet[0]
+    assert waiting == sampled  # a bar that waits writes nothing
+    assert loud[1] == _minute(10) and loud[0] > sampled[0]
     assert held[1] == _minute(11) and held[0] > loud[0]  # replay bars keep their transaction
 
 
@@ -250,7 +255,7 @@ def _assert_scenario_traded(symbol: str, seen: list[tuple[str, dict]], cash: Dec
         ("signal", FIRST_ENTRY, FIRST_EXIT),
         ("stop", SECOND_ENTRY, SECOND_EXIT),
     ]
-    assert cash == D(10000) + net(D(20), FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    assert cash == D(10000) + net(FIRST_QTY, FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
 
 
 # ----------------------------------------------------------------- the book's rule
@@ -258,7 +263,7 @@ def _watched_book() -> Book:
     """A book after one bar of another symbol: its day is set and its drawdown checked."""
     limits = RiskLimits()
     account = Account(limits.initial_balance, limits.initial_balance, peak_equity=D(10000), day_start_equity=D(10000))
-    book = Book(account, {}, {}, {}, {}, limits)
+    book = Book({"USDT": account}, {}, {}, {}, {}, limits)
     book.apply_bar(bar("OTHERUSDT", 0, *"1111"))
     return book
 
@@ -266,9 +271,15 @@ def _watched_book() -> Book:
 def test_a_bar_is_quiet_only_when_applying_it_changes_nothing_but_its_mark() -> None:
     book = _watched_book()
     fresh = Book(
-        Account(D(1), D(1), peak_equity=D(1), day_start_equity=D(1), day=DAY.date()), {}, {}, {}, {}, book.limits
+        {"USDT": Account(D(1), D(1), peak_equity=D(1), day_start_equity=D(1), day=DAY.date())},
+        {},
+        {},
+        {},
+        {},
+        book.limits,
     )
-    assert book.quiet_bar("XUSDT", _minute(1)) and book.quiet_bar("XUSDT", _minute(24 * 60 - 1))
+    assert book.quiet_bar("XUSDT", _minute(1)) and book.quiet_bar("XUSDT", _minute(24 * 60 - 2))
+    assert not book.quiet_bar("XUSDT", _minute(24 * 60 - 1))  # its close is a correlation sample
     assert not book.quiet_bar("XUSDT", _minute(24 * 60))  # rolls the day
     assert not fresh.quiet_bar("XUSDT", _minute(1))  # drawdown not checked yet
     book.bar_applied["XUSDT"] = _minute(5)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from risk_scenario import (
     FIRST_ENTRY,
     FIRST_EXIT,
+    FIRST_QTY,
     SECOND_ENTRY,
     SECOND_EXIT,
     SECOND_QTY,
@@ -244,7 +245,7 @@ async def test_restart_mid_position_continues_and_closes(
             await _until_count(seen, 3)  # entry order, fill, position open
         second = _service(nats_url, database_url)
         async with serving(second, js_client):
-            assert await second.pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol) == 20
+            assert await second.pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol) == FIRST_QTY
             await _publish(second, [*signals[2:], *bars[13:]])
             await _until_count(seen, 17)
     assert _ids(seen) == expected_events(symbol)
@@ -327,7 +328,7 @@ async def test_restart_after_a_kill_with_held_bars_trades_as_an_uninterrupted_ru
             await _until_held(second, js_client, 0)
             cash = await second.pool.fetchval("SELECT cash FROM account")
     assert _ids(seen) == expected_events(symbol)
-    total = net(Decimal(20), FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    total = net(FIRST_QTY, FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
     assert cash == Decimal(10000) + total
 
 
@@ -402,7 +403,7 @@ async def test_http_account_trades_and_reset(nats_url: str, database_url: str, j
             wrong = await client.post("/v1/risk/reset", headers={"Authorization": "Bearer nope"})
             reset = await client.post("/v1/risk/reset", headers={"Authorization": f"Bearer {TOKEN}"})
         audit = await service.pool.fetchval("SELECT count(*) FROM audit WHERE decision = 'reset'")
-    total = net(Decimal(20), FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
+    total = net(FIRST_QTY, FIRST_ENTRY, FIRST_EXIT) + net(SECOND_QTY, SECOND_ENTRY, SECOND_EXIT)
     assert Decimal(account["cash"]) == Decimal(account["equity"]) == Decimal(10000) + total
     assert Decimal(account["realized_pnl"]) - Decimal(account["fees"]) == total
     assert account["frozen"] is False and account["open_positions"] == 0

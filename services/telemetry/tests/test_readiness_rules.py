@@ -81,7 +81,7 @@ def test_all_heartbeats_fresh_is_ready() -> None:
     points = _observe(_beats())
     assert _status(points) == "READY"
     assert points["feed_freshness"].detail == "no live feed yet"
-    assert len(points) - 1 == 6 + 7  # a heartbeat per service, and bus, database, feed, offline, risk x2, dlq
+    assert len(points) - 1 == 6 + 8  # a heartbeat per service, and bus, database, feed, offline, risk x2, dlq, redis
 
 
 def test_missing_or_old_heartbeat_blocks() -> None:
@@ -158,6 +158,15 @@ def test_heartbeat_backlog_is_as_old_as_it_was_emitted() -> None:
     book = HeartbeatBook()
     book.record(heartbeat("ingest", 1, at=NOW - timedelta(minutes=5)), NOW)
     assert book.services["ingest"].age_s(NOW) == 300
+
+
+def test_redis_down_degrades_readiness_never_blocks() -> None:
+    healthy = {s: {"redis": True} for s in SERVICES}
+    assert _observe(_beats(**healthy))["redis"].ok
+    points = _observe(_beats(**{**healthy, "risk": {"redis": False}, "signal": {"redis": False}}))
+    assert not points["redis"].ok and points["redis"].severity is Severity.WARNING
+    assert "risk, signal" in points["redis"].detail
+    assert _status(points) == "DEGRADED"
 
 
 def _stats(*, p95: float | None = 0.002, rate: float = 0.0, window: int = 1000, error: str = "") -> FeedStats:

@@ -122,6 +122,10 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             await wait_for(lambda: last_published(published, "DEGRADED"), what="DEGRADED published")
 
             checks["ingest"]["feed"] = True
+            checks["risk"] = {"bus": True, "redis": False}
+            redis = await readiness_becomes(http, "DEGRADED", {"redis"})  # never BLOCKED
+            assert "risk" in next(p["detail"] for p in redis["failure_points"] if p["name"] == "redis")
+            checks["risk"]["redis"] = True
             await readiness_becomes(http, "READY", set())
             await wait_for(lambda: last_published(published, "READY"), what="READY published")
             await nc.jetstream().publish(
@@ -132,7 +136,16 @@ async def test_readiness_follows_heartbeats_and_dead_letters(nc: Client, nats_ur
             assert "malformed" in dlq["detail"]
 
             points = (await http.get("/v1/failure-points")).json()
-            core = {"bus", "database", "feed_freshness", "offline_data_source", "risk_trading", "risk_breaker", "dlq"}
+            core = {
+                "bus",
+                "database",
+                "feed_freshness",
+                "offline_data_source",
+                "risk_trading",
+                "risk_breaker",
+                "dlq",
+                "redis",
+            }
             assert {p["name"] for p in points} >= core | {f"heartbeat:{s}" for s in (*OTHERS, "telemetry")}
             assert all(p["detection"] and p["healing"] for p in points)  # feed_health:* too, once reported
             dlq_down = 'tradebus_telemetry_failure_point_ok{name="dlq"} 0.0'

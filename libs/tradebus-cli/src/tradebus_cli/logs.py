@@ -11,10 +11,10 @@ from typing import Final
 from rich.console import Console
 from rich.text import Text
 
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 from tradebus_cli.rundir import RunDir, repo_root
 
-LOG_NAMES: Final = ("supervisor", *SERVICES)
+LOG_NAMES: Final = ("supervisor", *PROCESSES)
 FOLLOW_POLL_S: Final = 0.25
 _CHUNK: Final = 64 * 1024
 _STYLES: Final = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan")

@@ -18,7 +18,8 @@ from tradebus_risk.settings import RiskSettings
 
 def run(console: Console) -> int:
     """Print the effective risk configuration and every finding on it; 1 when any is critical."""
-    settings = RiskSettings()
+    settings = RiskSettings()  # a value not even of its type is one line (tradebus_cli.main)
+    findings = check(settings.limits(), settings.symbols)
     console.print(configuration_table(settings))
     risk_variables = {name.upper() for name in RiskSettings.model_fields if name.startswith("risk_")}
     for warning in [
@@ -26,7 +27,6 @@ def run(console: Console) -> int:
         *unknown_variables(os.environ, "TRADEBUS_", TRADEBUS_VARIABLES),
     ]:
         console.print(f"[yellow]warning: {warning}[/yellow]")
-    findings = check(settings.limits(), settings.symbols)
     if not findings:
         console.print("[green]preflight: the risk configuration passes[/green]")
         return 0
@@ -50,7 +50,10 @@ def configuration_table(settings: RiskSettings) -> Table:
     names = ["symbols", *sorted(n for n in RiskSettings.model_fields if n.startswith("risk_"))]
     for name in names:
         value = getattr(settings, name)
-        shown = ",".join(value) if isinstance(value, tuple) else str(value)
+        if isinstance(value, tuple):  # SYMBOLS, or ASSET=amount pairs (RISK_BALANCES)
+            shown = ",".join(v if isinstance(v, str) else f"{v[0]}={v[1]}" for v in value)
+        else:
+            shown = str(value)
         if name.endswith("_pct") or name == "risk_per_trade":  # fractions of equity, not percents
             shown += f" ({value:.2%} of equity)"
         table.add_row(name.upper(), shown, "environment" if name in settings.model_fields_set else "default")

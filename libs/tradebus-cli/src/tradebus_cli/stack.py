@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradebus.natsauth import Credentials
-from tradebus.settings import SERVICES, url_for
+from tradebus.settings import CONSOLE, PROCESSES, url_for
 from tradebus_cli import probe
 from tradebus_cli.processes import alive, kill, terminate, wait_gone
 from tradebus_cli.render import (
@@ -55,7 +55,7 @@ def docker_engine_answers() -> bool:
 
 
 def default_urls() -> dict[str, str]:
-    return {service: url_for(service) for service in SERVICES}
+    return {service: url_for(service) for service in PROCESSES}
 
 
 def service_urls(state: StackState | None) -> dict[str, str]:
@@ -80,6 +80,8 @@ def up(console: Console) -> int:
         return 1
     console.print("[bold green]tradebus is up[/]")
     status(console, run)
+    page = service_urls(run.read_state()).get(CONSOLE, "")
+    console.print(f"[bold]the trader's console:[/] {page}/")
     return 0
 
 
@@ -135,7 +137,7 @@ async def _wait_ready(console: Console, run: RunDir, supervisor: subprocess.Pope
     """Show progress until every service answers ready; StackError on timeout or supervisor exit."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     with progress_bar(console, transient=True) as progress:
-        task = progress.add_task("resolving NATS, PostgreSQL, Redis", total=len(SERVICES))
+        task = progress.add_task("resolving NATS, PostgreSQL, Redis", total=len(PROCESSES))
         async with probe.client() as client:
             while True:
                 if supervisor is not None and supervisor.poll() is not None:

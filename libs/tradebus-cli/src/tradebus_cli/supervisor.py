@@ -1,7 +1,7 @@
 """The local stack supervisor (`python -m tradebus_cli.supervisor`, started detached by `tradebus up`).
 
 It resolves NATS / PostgreSQL / Redis (embedding the first two when they do not answer), runs
-the six services as child processes, and Prometheus and Alertmanager when installed
+the six services and the console as child processes, and Prometheus and Alertmanager when installed
 (`monitoring`), restarts any that exits with backoff — the embedded nats-server and PostgreSQL
 too (`depwatch`) — counts every restart (`tradebus_supervisor_restarts_total` on
 TRADEBUS_SUPERVISOR_PORT, so a crash healed within a second still shows) and keeps
@@ -30,7 +30,7 @@ from prometheus_client import Counter, start_http_server
 from tradebus.logging import configure_logging, get_logger
 from tradebus.natsauth import Credentials
 from tradebus.service import EXIT_LOGIN_REFUSED
-from tradebus.settings import SERVICES, port_for, url_for
+from tradebus.settings import PROCESSES, port_for, url_for
 from tradebus_cli import deps, monitoring
 from tradebus_cli.deps import Embedded, redact
 from tradebus_cli.depwatch import WatchedDependency
@@ -124,7 +124,7 @@ def stack_env(base: Mapping[str, str], resolved: Mapping[str, Dependency]) -> di
     env["DATABASE_URL"] = resolved["postgres"].url
     env["REDIS_URL"] = resolved["redis"].url
     env["PYTHONUNBUFFERED"] = "1"
-    for service in SERVICES:
+    for service in PROCESSES:
         env[f"TRADEBUS_{service.upper()}_PORT"] = str(port_for(service))
     return env
 
@@ -135,7 +135,7 @@ def service_logins(nats: Dependency) -> dict[str, dict[str, str]]:
     if not nats.credentials_dir:
         return {}
     credentials = Credentials(Path(nats.credentials_dir))
-    return {name: {"NATS_USER": name, "NATS_PASSWORD": credentials.password(name)} for name in SERVICES}
+    return {name: {"NATS_USER": name, "NATS_PASSWORD": credentials.password(name)} for name in PROCESSES}
 
 
 class Supervisor:
@@ -152,13 +152,13 @@ class Supervisor:
         self.deps = {name: dep.model_copy(update={"url": redact(dep.url)}) for name, dep in deps.items()}
         self.logins = service_logins(deps["nats"])
         self.policy = policy
-        self.children = [Child(name) for name in SERVICES]
+        self.children = [Child(name) for name in PROCESSES]
         self.me = ProcessRef.of(os.getpid())
         dep_policy = dependency_policy(env)
         servers = {"nats": embedded.nats, "postgres": embedded.postgres} if embedded else {}
         self.watched = [WatchedDependency(name, server, dep_policy) for name, server in servers.items() if server]
         self.metrics_port = int(env.get(SUPERVISOR_PORT_ENV) or SUPERVISOR_PORT)
-        targets = {name: f"127.0.0.1:{port_for(name)}" for name in SERVICES}
+        targets = {name: f"127.0.0.1:{port_for(name)}" for name in PROCESSES}
         targets[monitoring.SUPERVISOR_JOB] = f"127.0.0.1:{self.metrics_port}"
         self.monitoring = monitoring.plan(
             env, run.path, targets,
@@ -167,10 +167,10 @@ class Supervisor:
         )  # fmt: skip
         self.monitors = [Child(m.name, command=m.command) for m in self.monitoring.monitors]
         self.paused = False
-        for name in (*SERVICES, *(m.name for m in self.monitors), *(w.name for w in self.watched)):
+        for name in (*PROCESSES, *(m.name for m in self.monitors), *(w.name for w in self.watched)):
             RESTARTS.labels(name)  # at 0 from the start, so increase() counts the first restart
-        self.watchdog = Watchdog(WatchdogPolicy.from_env(env), list(SERVICES))
-        for name in SERVICES:
+        self.watchdog = Watchdog(WatchdogPolicy.from_env(env), list(PROCESSES))
+        for name in PROCESSES:
             WATCHDOG_ACTIONS.labels(name)
 
     def serve_metrics(self) -> None:

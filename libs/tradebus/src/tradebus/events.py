@@ -483,6 +483,9 @@ class Trade(_Model):
     fees: Amount = Field(ge=0)
     net_pnl: Amount
     exit_reason: str
+    quote_asset: str | None = Field(
+        default=None, description="The asset prices and P&L are in (the symbol's quote asset); None: not stated."
+    )
 
     @model_validator(mode="after")
     def _is_a_round_trip(self) -> Self:
@@ -508,6 +511,9 @@ class Position(_Model):
     realized_pnl: Amount = Decimal(0)
     status: Literal["open", "closed"]
     updated_at: UtcDatetime
+    quote_asset: str | None = Field(
+        default=None, description="The asset prices and P&L are in (the symbol's quote asset); None: not stated."
+    )
 
 
 class PositionEvent(Envelope):

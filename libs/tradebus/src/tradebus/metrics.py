@@ -29,6 +29,9 @@ CONSUMER_REWINDS = Counter(
     "Durables rewound to their ack floor: deliveries never acked (a restart) or a gap in them (a reconnect).",
     ["service", "consumer"],
 )
+RATE_LIMITED = Counter(
+    "tradebus_http_rate_limited_total", "HTTP API requests refused (429) by the rate limits.", ["service"]
+)
 SERVICE_UP = Gauge("tradebus_service_ready", "1 while the service's readiness checks pass.", ["service"])
 READINESS_CHECK = Gauge(
     "tradebus_readiness_check_ok",

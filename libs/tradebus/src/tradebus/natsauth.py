@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import nats.errors as nats_errors
 
 from tradebus import subjects
-from tradebus.settings import SERVICES, Settings
+from tradebus.settings import CONSOLE, SERVICES, Settings
 from tradebus.timeframes import HIGHER_INTERVALS
 
 READER: Final = "reader"
@@ -33,7 +33,7 @@ READER: Final = "reader"
 streams (`tradebus backup`), publishes none."""
 ADMIN: Final = "admin"
 """Everything: for the tests' own publishing and an operator's repairs; no service runs as it."""
-USERS: Final[tuple[str, ...]] = (*SERVICES, READER, ADMIN)
+USERS: Final[tuple[str, ...]] = (*SERVICES, CONSOLE, READER, ADMIN)
 
 PUBLISHES: Final[Mapping[str, tuple[str, ...]]] = {
     "ingest": ("bars.1m.*",),
@@ -63,6 +63,10 @@ READS_LAST_OF: Final[Mapping[str, tuple[str, ...]]] = {"risk": ("BARS",)}
 EPHEMERALS_ON: Final[Mapping[str, tuple[str, ...]]] = {"telemetry": ("DLQ",)}
 """Streams a service follows with an ephemeral push consumer (telemetry watches every dead letter)."""
 
+CONSOLE_FOLLOWS: Final = ("bars.*.*", "signals.*", "exec.*.*", subjects.READINESS, "rollups.*")
+"""What the console subscribes to (core subscriptions: no consumer of its own is left behind)."""
+CONSOLE_LAST_OF: Final = ("SIGNALS", "EXEC")
+"""Streams whose last message per subject the console reads when it has no snapshot (a read)."""
 JETSTREAM_OBSERVERS: Final = frozenset({"telemetry"})
 """Services that read every stream's and durable's state (telemetry exports it: a crashed
 consumer's backlog stays visible). Reading reveals counts and positions, never messages."""
@@ -97,6 +101,9 @@ def permissions(user: str) -> dict[str, list[str]] | None:
         )  # fmt: skip
         snapshot_acks = "$JS.SNAPSHOT.ACK.>"  # `tradebus backup`: flow control of a snapshot's chunks
         return {"publish": [*reads, snapshot_acks], "subscribe": [*EVENT_SUBJECTS, inbox]}
+    if user == CONSOLE:  # publishes no subject: only read requests to the JetStream API
+        reads = _api("INFO", *(f"STREAM.MSG.GET.{stream}" for stream in CONSOLE_LAST_OF))
+        return {"publish": reads, "subscribe": [*CONSOLE_FOLLOWS, inbox]}
     if user not in PUBLISHES:
         raise KeyError(f"unknown NATS user {user!r}; one of {', '.join(USERS)}")
     publish = [*PUBLISHES[user], subjects.heartbeat(user), subjects.dlq(user), *_api("INFO")]

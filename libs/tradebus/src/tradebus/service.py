@@ -9,6 +9,11 @@ service persists, connections close last), the health endpoints, `/metrics`, the
 One instance of a service is active at a time (`tradebus.lease`): a second one waits as a
 standby — its health endpoints answer, readiness says who is active, its other routes answer
 503 — and takes over, loading state and starting consumers, when the active one stops or dies.
+An `observer` (the console) only reads: no database, lease, streams or heartbeat, and every
+instance of it is active at once.
+
+Every service's HTTP API is rate limited (`tradebus.ratelimit`, windows in Redis shared by its
+instances, in-process while Redis is down: the non-critical `redis` check says which).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from tradebus.events import Envelope, Heartbeat, HeartbeatEvent, trace_id_for
 from tradebus.feedhealth import feeds
 from tradebus.lease import InstanceLease, LeaseLost
 from tradebus.logging import configure_logging, get_logger
+from tradebus.ratelimit import Limits, RateLimiter, RateLimitMiddleware
+from tradebus.redislink import RedisLink
 from tradebus.settings import Settings, port_for
 from tradebus.timeframes import datetime_to_ms
 
@@ -57,6 +64,8 @@ FENCED_EXIT_CODE: Final = 75
 it, as a standby)."""
 ALWAYS_SERVED: Final = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json")
 """Routes a standby serves too; the service's own answer 503 until it is active."""
+UNLIMITED: Final = (*ALWAYS_SERVED, "/static")
+"""Routes no rate limit applies to: probes, scrapes, documents and the console's static files."""
 EXIT_LOGIN_REFUSED: Final = 78
 """Exit code (EX_CONFIG) of a service whose NATS credentials are refused: restarting will not help."""
 STOP_TIMEOUT_S: Final = 10.0
@@ -80,8 +89,17 @@ CheckFn = Callable[[], Awaitable[CheckResult]]
 class Service:
     """Everything one tradebus service shares with the others; see the module docstring."""
 
-    def __init__(self, name: str, settings: Settings, *, migrations: str | None = None, version: str = "0.1.0"):
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        migrations: str | None = None,
+        version: str = "0.1.0",
+        observer: bool = False,
+    ):
         self.name = name
+        self.observer = observer
         self.settings = settings
         self.version = version
         self.instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
@@ -127,6 +145,13 @@ class Service:
         self._active = False
         self._fenced = ""
         self.stopping = asyncio.Event()
+        self.redis = RedisLink(settings.redis_url)
+        self.limiter = RateLimiter(
+            name,
+            Limits(settings.rate_limit_window_s, settings.rate_limit_per_client, settings.rate_limit_per_token),
+            self.redis,
+        )
+        self.check("redis", critical=False)(self._redis_check)
 
     # ----------------------------------------------------------------- declarations
     @property
@@ -254,6 +279,11 @@ class Service:
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         configure_logging(self.name, self.settings.log_level, self.settings.log_format)
+        if self.observer:
+            await self._check_login()
+            await self.broker.connect()
+            await self._activate()
+            return
         self._pool = await db.create_pool(self.settings.database_url, schema=self.name)
         if self._migrations:
             await db.migrate(self._pool, self.name, self._migrations)
@@ -283,21 +313,23 @@ class Service:
         await self._activate()
 
     async def _activate(self) -> None:
-        """Load state and start consuming: only the lease holder does."""
-        assert self._lease is not None
+        """Load state and start consuming: only the lease holder does (an observer at once)."""
+        assert self._lease is not None or self.observer
         for hook in self._startup:
             await hook()
         await self.broker.start()  # FastStream subscribers a service registers itself (not hot paths)
         nc = self.broker.connection
         js = nc.jetstream()
         for consumer in self._consumers:  # durables exist when start() returns: nothing published is missed
+            assert self._lease is not None, "an observer has no durable consumers"
             consumer.gate = self._lease.held
             await consumer.ensure(js, server_version(nc))
         pulls = [functools.partial(consumer.run, nc) for consumer in self._consumers]
         self._consumer_tasks = [asyncio.create_task(self._supervise(pull)) for pull in pulls]
         self._consuming = True
         self._active = True
-        loops = (self._heartbeat, self._watch_lag, self._watch_lease, *self._loops)
+        own = (self._heartbeat, self._watch_lag, self._watch_lease) if not self.observer else ()
+        loops = (*own, *self._loops)
         self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
         if self._own_process:
             _settle_heap()
@@ -344,6 +376,7 @@ class Service:
         await self.broker.stop()
         if self._pool is not None:
             await self._pool.close()
+        await self.redis.close()
         log.info("service stopped")
 
     async def _check_login(self) -> None:
@@ -392,7 +425,9 @@ class Service:
 
     async def _heartbeat(self) -> None:
         beat = 0
-        while True:
+        # Not `while True`: Python 3.11's wait_for (the readiness checks) can swallow the stop's
+        # cancellation, and a heartbeat loop left running beats on a closed connection forever.
+        while not self.stopping.is_set():
             status, checks = await self.readiness()
             metrics.SERVICE_UP.labels(self.name).set(1 if status != "down" else 0)
             for check, result in checks.items():
@@ -419,7 +454,7 @@ class Service:
 
     async def _watch_lag(self) -> None:
         js = self.broker.connection.jetstream()
-        while True:
+        while not self.stopping.is_set():
             for consumer in self._consumers:
                 try:
                     lag = await consumer_lag(js, consumer)
@@ -450,12 +485,12 @@ class Service:
     # ----------------------------------------------------------------- health
     async def readiness(self) -> tuple[str, dict[str, CheckResult]]:
         """`ok`, `degraded` or `down`, with each named check's result."""
-        results: dict[str, CheckResult] = {
-            "bus": self._bus_check(),
-            "database": await self._database_check(),
-            "consumers": self._consumers_check(),
-            "lease": await self._lease_check(),
-        }
+        results: dict[str, CheckResult] = {"bus": self._bus_check()}
+        if not self.observer:
+            results["database"] = await self._database_check()
+        results["consumers"] = self._consumers_check()
+        if not self.observer:
+            results["lease"] = await self._lease_check()
         critical = set(CORE_CHECKS)
         for name, (fn, is_critical) in self._checks.items():
             try:
@@ -503,6 +538,11 @@ class Service:
         active = holder.describe() if holder else "unknown"
         return CheckResult(False, f"standby: {active} is active; this one takes over when it stops")
 
+    async def _redis_check(self) -> CheckResult:
+        """Never critical: without Redis limits hold per instance and the console rebuilds its state."""
+        await self.redis.ping()
+        return CheckResult(bool(self.redis.up), self.redis.detail)
+
     def _consumers_check(self) -> CheckResult:
         if not self._consumers:
             return CheckResult(True, "no consumers")
@@ -531,12 +571,15 @@ class Service:
         app.include_router(self.router)
         apidocs.mount(app, title, self._asyncapi)
 
-        @app.middleware("http")
         async def standby_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             waiting = self._standby is not None and not self._active
             if not (waiting or self._fenced) or request.url.path.startswith(ALWAYS_SERVED):
                 return await call_next(request)
             return JSONResponse({"detail": (await self._lease_check()).detail}, status_code=503)
+
+        if not self.observer:  # an observer is never a standby
+            app.middleware("http")(standby_guard)
+        app.add_middleware(RateLimitMiddleware, limiter=self.limiter, unlimited=UNLIMITED)
 
         @app.get("/health/live", tags=["health"])
         async def live() -> JSONResponse:

@@ -18,7 +18,12 @@ DEFAULT_PORTS: Final[dict[str, int]] = {
     "risk": 8084,
     "telemetry": 8085,
     "rollup": 8086,
+    "console": 8087,
 }
+CONSOLE: Final = "console"
+"""The trader's web page: it reads the bus and the services' APIs, owns no schema and publishes nothing."""
+PROCESSES: Final = (*SERVICES, CONSOLE)
+"""Every process a local stack runs (`tradebus up`); SERVICES are the pipeline's, which heartbeat."""
 TRADEBUS_VARIABLES: Final = frozenset(
     {
         "TRADEBUS_ALERTMANAGER_PORT",
@@ -79,6 +84,13 @@ class Settings(BaseSettings):
         default=45.0, gt=0, description="A live event older than this is refused (the backfill horizon plus margin)."
     )
     admission_max_skew_s: float = Field(default=120.0, ge=0, description="How far in the future an event may lie.")
+    rate_limit_window_s: float = Field(default=60.0, gt=0, description="The sliding window of the HTTP API's limits.")
+    rate_limit_per_client: int = Field(
+        default=3000, ge=0, description="API requests per window from one client address (0: unlimited)."
+    )
+    rate_limit_per_token: int = Field(
+        default=3000, ge=0, description="API requests per window with one bearer token (0: unlimited)."
+    )
     consumer_stall_s: float = Field(
         default=300.0,
         gt=0,

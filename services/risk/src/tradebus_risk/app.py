@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -180,15 +181,21 @@ def build_service(settings: RiskSettings) -> Service:
         book = await desk.repo.load_book(service.pool)
         stats = await desk.repo.trade_stats()
         trades, wins = stats["trades"], stats["wins"]
+        per_asset = {
+            asset: {
+                "equity": amount(book.equity(asset)),
+                "cash": amount(a.cash),
+                "net_pnl": amount(book.equity(asset) - a.initial_balance),
+                "closed_net_pnl": amount(stats["net_pnl"].get(asset, Decimal(0))),
+            }
+            for asset, a in sorted(book.accounts.items())
+        }
         log.info(
             "final performance report",
-            equity=amount(book.equity()),
-            cash=amount(book.account.cash),
+            balances=per_asset,
             trades=trades,
             wins=wins,
             win_rate=f"{wins / trades:.2%}" if trades else "n/a",
-            net_pnl=amount(book.equity() - book.account.initial_balance),
-            closed_net_pnl=amount(stats["net_pnl"]),
             open_positions=len(book.holdings),
             outbox_sent_on_shutdown=sent,
         )
@@ -197,7 +204,7 @@ def build_service(settings: RiskSettings) -> Service:
     async def trading() -> CheckResult:
         status = await desk.status()
         if status.frozen:
-            return CheckResult(False, "trading frozen by the drawdown limit (POST /v1/risk/reset)")
+            return CheckResult(False, "trading frozen by a quote asset's drawdown limit (POST /v1/risk/reset)")
         if status.open_positions >= limits.max_open_positions:
             return CheckResult(False, f"max open positions reached ({status.open_positions})")
         return CheckResult(True, f"{status.open_positions} of {limits.max_open_positions} positions open")
@@ -246,7 +253,10 @@ def build_service(settings: RiskSettings) -> Service:
     async def get_restart_check() -> list[dict[str, Any]]:
         """The position safety check made at start, with the trade that closed each position since."""
         closed = await closing_trades(service.pool, restart.checks)
-        return [restart_view(check, closed.get(check.position_id)) for check in restart.checks]
+        return [
+            restart_view(check, closed.get(check.position_id), limits.quote_of(check.symbol))
+            for check in restart.checks
+        ]
 
     @service.router.get("/v1/risk/breakers", tags=["risk"])
     async def get_breakers() -> list[dict[str, Any]]:
@@ -264,7 +274,7 @@ def build_service(settings: RiskSettings) -> Service:
         symbol: str | None = Depends(optional_symbol(settings.symbols)),
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
-        return [trade_view(r) for r in await desk.repo.trades(symbol, limit)]
+        return [trade_view(r, limits.quote_of(r["symbol"])) for r in await desk.repo.trades(symbol, limit)]
 
     @service.router.post(
         "/v1/risk/reset", tags=["risk"], dependencies=[Depends(bearer_token_guard(settings.tradebus_api_token))]

@@ -47,7 +47,6 @@ from tradebus.events import (
 from tradebus.timeframes import MINUTE_MS, datetime_to_ms, ms_to_datetime
 from tradebus_risk.app import build_service
 from tradebus_risk.book import Book
-from tradebus_risk.records import Account
 from tradebus_risk.rules import decision_time
 from tradebus_risk.settings import RiskSettings
 
@@ -73,16 +72,27 @@ def replay_events(days: int, symbols: list[str], seed: int = 11) -> tuple[list[B
             bars.append(BarEvent.of(bar, source="ingest", mode=Mode.REPLAY))
             price, bucket_close = close, close
             if minute % 5 == 4:
-                signals.append(_signal(symbol, ms - 4 * MINUTE_MS, bucket_close, rng.random()))
+                signals.append(dense_signal(symbol, ms - 4 * MINUTE_MS, bucket_close, rng.random()))
     return bars, signals
 
 
-def _signal(symbol: str, bar_ms: int, close: Decimal, draw: float) -> SignalEvent:
-    if draw < 0.06:
+def dense_signal(
+    symbol: str,
+    bar_ms: int,
+    close: Decimal,
+    draw: float,
+    *,
+    buy: float = 0.06,
+    sell: float = 0.06,
+    grid: Decimal = _CENT,
+) -> SignalEvent:
+    """The 5m signal of the bar opening at `bar_ms`: BUY with a plan (stop 1 % below `close`,
+    target 2 % above, on `grid`) when `draw` < `buy`, SELL when below `buy + sell`, else NEUTRAL."""
+    if draw < buy:
         state, direction = SignalState.BUY, Direction.LONG
-        stop, target = (close * Decimal("0.99")).quantize(_CENT), (close * Decimal("1.02")).quantize(_CENT)
+        stop, target = (close * Decimal("0.99")).quantize(grid), (close * Decimal("1.02")).quantize(grid)
         plan: TradePlan | None = TradePlan(entry=close, stop=stop, targets=[target], risk_reward=Decimal(2))
-    elif draw < 0.12:
+    elif draw < buy + sell:
         state, direction, plan = SignalState.SELL, Direction.SHORT, None
     else:
         state, direction, plan = SignalState.NEUTRAL, Direction.FLAT, None
@@ -120,9 +130,7 @@ def in_event_order(bars: list[BarEvent], signals: list[SignalEvent]) -> Iterator
 
 def apply_in_process(bars: list[BarEvent], signals: list[SignalEvent], settings: RiskSettings) -> Book:
     """The pure book over the same replay (the baseline, and the expected final state)."""
-    limits = settings.limits()
-    initial = limits.initial_balance
-    book = Book(Account(initial, initial, peak_equity=initial, day_start_equity=initial), {}, {}, {}, {}, limits)
+    book = Book.fresh(settings.limits())
     wall_clock = datetime.now(tz=UTC)
     for event in in_event_order(bars, signals):
         if isinstance(event, SignalEvent):

@@ -348,6 +348,7 @@ class Desk:
                     applied_bars = self._apply_ready(state, batch, self._clock())
                     if then is not None:
                         then(state.book)
+                    batch.touched.update(state.book.changes.positions)
                     waiting = [held for held in fresh if held.event_id in state.held_ids]
                     for held in waiting:
                         if held.kind == "signal":  # a bar waits unacked in JetStream instead
@@ -493,9 +494,9 @@ class Desk:
         probe; loading the book for it took four queries and a Book each time."""
         state = self._state
         if state is not None and not self._book_lock.locked():
-            return TradingStatus(state.book.account.frozen, state.book.open_count())
+            return TradingStatus(state.book.frozen, state.book.open_count())
         book = await self.repo.load_book(self._pool())
-        return TradingStatus(book.account.frozen, book.open_count())
+        return TradingStatus(book.frozen, book.open_count())
 
     # ----------------------------------------------------------------- outbox
     async def flush(self, *, only_if_dirty: bool = False) -> int:
@@ -535,11 +536,17 @@ class Desk:
 
     @staticmethod
     def _update_gauges(book: Book) -> None:
-        equity = book.equity()
-        metrics.EQUITY.set(float(equity))
+        worst = 0.0
+        for asset in book.accounts:
+            equity = book.equity(asset)
+            drawdown = float(book.drawdown(equity, asset))
+            metrics.BALANCE_EQUITY.labels(asset).set(float(equity))
+            metrics.BALANCE_DRAWDOWN.labels(asset).set(drawdown)
+            worst = max(worst, drawdown)
+        metrics.EQUITY.set(float(book.equity()))
         metrics.OPEN_POSITIONS.set(len(book.holdings))
-        metrics.DRAWDOWN.set(float(book.drawdown(equity)))
-        metrics.FROZEN.set(1 if book.account.frozen else 0)
+        metrics.DRAWDOWN.set(worst)
+        metrics.FROZEN.set(1 if book.frozen else 0)
 
 
 def _hold(state: DeskState, event: RiskSignalEvent | RiskBarEvent, kind: Kind, symbol: str, at: datetime) -> Held:

@@ -12,7 +12,8 @@ from tradebus.events import Mode, Side
 
 @dataclass(slots=True)
 class Account:
-    """Cash and the running totals; realised P&L is gross, fees are counted apart."""
+    """One quote asset's cash and running totals (`Book.accounts`); realised P&L is gross, fees
+    are counted apart. Amounts of different assets are never added together."""
 
     initial_balance: Decimal
     cash: Decimal
@@ -44,7 +45,7 @@ class Holding:
     mode: Mode
 
 
-OrderStatus = Literal["submitted", "filled", "cancelled"]
+OrderStatus = Literal["submitted", "filled", "cancelled", "expired"]
 
 
 @dataclass(slots=True)
@@ -69,11 +70,14 @@ class PaperOrder:
     fill_price: Decimal | None = None
     fee: Decimal | None = None
     filled_at: datetime | None = None
+    est_price: Decimal | None = None
+    """An entry's planned price: what its notional counts for in the exposure until it fills."""
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One line of the audit log: a signal's verdict, or an account event (freeze, reset)."""
+    """One line of the audit log: a signal's verdict, or an account event (freeze, reset, an
+    expired order, a stale-feed close)."""
 
     signal_id: str | None
     symbol: str | None

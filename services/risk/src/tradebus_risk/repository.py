@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 import asyncpg
@@ -31,18 +32,23 @@ StagedRow = tuple[str, str, str, datetime, bool, str]
 ENSURE_ACCOUNT: Final = """
 INSERT INTO account (initial_balance, cash, peak_equity, day_start_equity) VALUES ($1, $1, $1, $1)
 ON CONFLICT (id) DO NOTHING"""
+ENSURE_BALANCES: Final = """
+INSERT INTO balances (asset, initial_balance, cash, peak_equity, day_start_equity, day)
+SELECT u.asset, u.balance, u.balance, u.balance, u.balance, (SELECT day FROM account WHERE id = 1)
+FROM unnest($1::text[], $2::numeric[]) AS u (asset, balance)
+ON CONFLICT (asset) DO NOTHING"""
+LOAD_BALANCES: Final = "SELECT * FROM balances ORDER BY asset"
 
 LOCK_BOOK: Final = "SELECT book_version, decided FROM lock_book($1::text[])"
 LOAD_STAGED: Final = "SELECT event_id, kind, symbol, at, live, payload FROM inbox"
 LOAD_MARKS: Final = "SELECT symbol, bar_seen, signal_seen, base_ms FROM symbol_state"
 
-LOAD_ACCOUNT: Final = "SELECT * FROM account WHERE id = 1"
 LOAD_POSITIONS: Final = "SELECT * FROM positions"
 LOAD_PENDING: Final = "SELECT * FROM orders WHERE status = 'submitted'"
-LOAD_SYMBOLS: Final = "SELECT symbol, bar_applied, position_seq FROM symbol_state"
+LOAD_SYMBOLS: Final = "SELECT symbol, bar_applied, position_seq, sample_times, sample_closes FROM symbol_state"
 
-# The 32 arguments of migration V003's save_batch, in order.
-SAVE_BATCH: Final = f"SELECT save_batch({', '.join(f'${n}' for n in range(1, 33))})"
+# The 34 arguments of migration V005's save_batch, in order.
+SAVE_BATCH: Final = f"SELECT save_batch({', '.join(f'${n}' for n in range(1, 35))})"
 
 UNSENT: Final = "SELECT seq, event_type, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
 MARK_SENT: Final = """
@@ -53,8 +59,8 @@ PRUNE_SENT: Final = "DELETE FROM outbox WHERE sent_at < now() - $1::interval"
 TRADES: Final = """
 SELECT * FROM trades WHERE ($1::text IS NULL OR symbol = $1) ORDER BY exit_time DESC, trade_id LIMIT $2"""
 TRADE_STATS: Final = """
-SELECT count(*) AS trades, count(*) FILTER (WHERE net_pnl > 0) AS wins, coalesce(sum(net_pnl), 0) AS net_pnl
-FROM trades"""
+SELECT symbol, count(*) AS trades, count(*) FILTER (WHERE net_pnl > 0) AS wins, sum(net_pnl) AS net_pnl
+FROM trades GROUP BY symbol"""
 
 
 class Repository:
@@ -65,7 +71,11 @@ class Repository:
         self.limits = limits
 
     async def ensure_account(self) -> None:
-        await self.pool.execute(ENSURE_ACCOUNT, self.limits.initial_balance)
+        """The account row (the version) and a balance for every funded asset not there yet (a
+        newly funded asset joins at its starting balance; a funded one is never reset)."""
+        funded = self.limits.funded
+        await self.pool.execute(ENSURE_ACCOUNT, funded[self.limits.home_asset])
+        await self.pool.execute(ENSURE_BALANCES, list(funded), list(funded.values()))
 
     # ----------------------------------------------------------------- staging
     async def lock(self, conn: Conn, signal_ids: Sequence[str]) -> tuple[int, set[str]]:
@@ -91,48 +101,48 @@ class Repository:
 
     # ----------------------------------------------------------------- the book
     async def load_book(self, conn: Conn | asyncpg.Pool) -> Book:
-        a = await conn.fetchrow(LOAD_ACCOUNT)
-        if a is None:
-            raise RuntimeError("risk account row missing: ensure_account() runs at start-up")
-        account = Account(
-            initial_balance=a["initial_balance"],
-            cash=a["cash"],
-            realized_pnl=a["realized_pnl"],
-            fees=a["fees"],
-            peak_equity=a["peak_equity"],
-            frozen=a["frozen"],
-            day=a["day"],
-            day_start_equity=a["day_start_equity"],
-            day_realized=a["day_realized"],
-        )
+        accounts = {
+            a["asset"]: Account(
+                initial_balance=a["initial_balance"],
+                cash=a["cash"],
+                realized_pnl=a["realized_pnl"],
+                fees=a["fees"],
+                peak_equity=a["peak_equity"],
+                frozen=a["frozen"],
+                day=a["day"],
+                day_start_equity=a["day_start_equity"],
+                day_realized=a["day_realized"],
+            )
+            for a in await conn.fetch(LOAD_BALANCES)
+        }
+        if not accounts:
+            raise RuntimeError("risk balances missing: ensure_account() runs at start-up")
         holdings = {r["symbol"]: _holding(r) for r in await conn.fetch(LOAD_POSITIONS)}
         pending = {r["order_id"]: _order(r) for r in await conn.fetch(LOAD_PENDING)}
         symbols = await conn.fetch(LOAD_SYMBOLS)
         return Book(
-            account,
+            accounts,
             holdings,
             pending,
             position_seq={r["symbol"]: r["position_seq"] for r in symbols},
             bar_applied={r["symbol"]: r["bar_applied"] for r in symbols if r["bar_applied"] is not None},
             limits=self.limits,
+            samples={
+                r["symbol"]: list(zip(r["sample_times"], r["sample_closes"], strict=True))
+                for r in symbols
+                if r["sample_times"]
+            },
         )
 
     async def save(self, conn: Conn, batch: Batch) -> None:
         """Write what one batch changed (inside the caller's transaction): one statement."""
         book, changes = batch.book, batch.book.changes
-        a = book.account
         touched = sorted(batch.touched)
         outbox = [(e.event_id, e.event_type, subject, e.model_dump_json()) for subject, e in changes.events]
+        home = _balance_row("", book.account)[2:]  # the account row mirrors the home asset (cash ... day_realized)
         await conn.execute(
             SAVE_BATCH,
-            a.cash,
-            a.realized_pnl,
-            a.fees,
-            a.peak_equity,
-            a.frozen,
-            a.day,
-            a.day_start_equity,
-            a.day_realized,
+            *home,
             batch.version,
             touched,
             [_holding_row(book.holdings[s]) for s in touched if s in book.holdings],
@@ -143,6 +153,8 @@ class Repository:
             *_columns(outbox, 4),
             *_columns(batch.stage, 6),
             batch.unstage,
+            [_balance_row(asset, account) for asset, account in sorted(book.accounts.items())],
+            self.limits.correlation_window + 1,
         )
 
     # ----------------------------------------------------------------- outbox
@@ -164,10 +176,15 @@ class Repository:
     async def trades(self, symbol: str | None, limit: int) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(TRADES, symbol, limit))
 
-    async def trade_stats(self) -> asyncpg.Record:
-        row = await self.pool.fetchrow(TRADE_STATS)
-        assert row is not None
-        return row
+    async def trade_stats(self) -> dict[str, Any]:
+        """Closed trades, winners, and the net P&L per quote asset (never added across assets)."""
+        trades = wins = 0
+        net: dict[str, Decimal] = {}
+        for r in await self.pool.fetch(TRADE_STATS):
+            trades, wins = trades + r["trades"], wins + r["wins"]
+            asset = self.limits.quote_of(r["symbol"]) or "unknown"
+            net[asset] = net.get(asset, Decimal(0)) + r["net_pnl"]
+        return {"trades": trades, "wins": wins, "net_pnl": net}
 
 
 @dataclass(slots=True)
@@ -199,6 +216,23 @@ def _symbol_row(book: Book, symbol: str, marks: StreamMarks) -> tuple[Any, ...]:
         base_ms,
         book.bar_applied.get(symbol),
         book.position_seq.get(symbol, 0),
+        [t for t, _ in book.changes.samples.get(symbol, ())],  # only the new ones: save_batch appends them
+        [c for _, c in book.changes.samples.get(symbol, ())],
+    )
+
+
+def _balance_row(asset: str, a: Account) -> tuple[Any, ...]:
+    return (
+        asset,
+        a.initial_balance,
+        a.cash,
+        a.realized_pnl,
+        a.fees,
+        a.peak_equity,
+        a.frozen,
+        a.day,
+        a.day_start_equity,
+        a.day_realized,
     )
 
 
@@ -256,6 +290,7 @@ def _order(r: asyncpg.Record) -> PaperOrder:
         fill_price=r["fill_price"],
         fee=r["fee"],
         filled_at=r["filled_at"],
+        est_price=r["est_price"],
     )
 
 
@@ -279,6 +314,7 @@ def _order_row(o: PaperOrder) -> tuple[Any, ...]:
         o.fill_price,
         o.fee,
         o.filled_at,
+        o.est_price,
     )
 
 

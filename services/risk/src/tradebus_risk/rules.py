@@ -7,6 +7,7 @@ the most fundamental one (a stale signal is `stale_data` even when trading is al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,8 +43,15 @@ class Reason(StrEnum):
     CIRCUIT_BREAKER = "circuit_breaker"
     READINESS_BLOCKED = "readiness_blocked"
     READINESS_DEGRADED = "readiness_degraded"
+    NO_QUOTE_BALANCE = "no_quote_balance"
+    EXPOSURE_LIMIT = "exposure_limit"
+    STALE = "stale"
+    """An accepted order expired: the first bar that could fill it opened long after it (`book`)."""
+    STALE_FEED = "stale_feed"
+    """An open long closed at its last price: its symbol's feed was silent too long (`book`)."""
 
 
+_SHOWN = Decimal("1e-8")
 Decision = Literal["accepted", "rejected", "hold"]
 BUY_STATES = frozenset({SignalState.BUY, SignalState.STRONG_BUY})
 SELL_STATES = frozenset({SignalState.SELL, SignalState.STRONG_SELL})
@@ -63,6 +71,17 @@ class Snapshot:
     """Open longs plus entries submitted but not yet filled."""
     has_position: bool
     has_pending_order: bool
+    asset: str | None = None
+    """The symbol's quote asset; None: no funded asset quotes it (`limits.quote_asset`)."""
+    funded: bool = True
+    """Whether `asset` has a balance: equity, cash and the day's figures above are that asset's."""
+    exposure: Decimal = Decimal(0)
+    """The asset's open longs at their marks plus its pending entries (`exposure`)."""
+    group_of: Callable[[], tuple[tuple[str, ...], Decimal]] = lambda: ((), Decimal(0))
+    """The symbols correlated with this one (by name) and their part of `exposure`: called only
+    when the group cap could be reached (the correlations are the costly part of an entry)."""
+    min_notional: Decimal | None = None
+    """The asset's minimum notional; None: the limits' `min_notional`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +123,16 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
         return _reject(Reason.STALE_DATA, detail)
     if account.has_position:
         return Verdict("hold", Reason.POSITION_OPEN, "a long is already open for this symbol")
+    if not account.funded:
+        asset = account.asset or "unknown"
+        detail = f"quote asset {asset} of {signal.symbol} has no balance (RISK_BALANCES)"
+        return _reject(Reason.NO_QUOTE_BALANCE, detail)
     if account.frozen:
-        return _reject(Reason.DRAWDOWN_FREEZE, "trading frozen by the drawdown limit until POST /v1/risk/reset")
+        detail = f"{account.asset} trading frozen by its drawdown limit until POST /v1/risk/reset"
+        return _reject(Reason.DRAWDOWN_FREEZE, detail)
     loss_limit = account.day_start_equity * limits.max_daily_loss_pct
     if -account.day_realized >= loss_limit:
-        detail = f"realised {plain(account.day_realized)} today, limit -{plain(loss_limit)}"
+        detail = f"{account.asset} realised {plain(account.day_realized)} today, limit -{plain(loss_limit)}"
         return _reject(Reason.DAILY_LOSS_LIMIT, detail)
     if account.open_positions >= limits.max_open_positions:
         return _reject(Reason.MAX_OPEN_POSITIONS, f"{account.open_positions} open, limit {limits.max_open_positions}")
@@ -118,10 +142,41 @@ def _entry(signal: SignalFacts, account: Snapshot, limits: RiskLimits, *, late: 
     if plan.risk_reward < limits.min_rr:
         detail = f"risk/reward {plain(plan.risk_reward)} below {plain(limits.min_rr)}"
         return _reject(Reason.RISK_REWARD_TOO_LOW, detail)
-    size = size_entry(equity=account.equity, cash=account.cash, entry=plan.entry, stop=plan.stop, limits=limits)
+    size = size_entry(
+        equity=account.equity,
+        cash=account.cash,
+        entry=plan.entry,
+        stop=plan.stop,
+        limits=limits,
+        min_notional=account.min_notional,
+    )
     if size.reason is not None:
-        return _reject(Reason(size.reason), size.detail)
-    return Verdict("accepted", Reason.ENTRY, size.detail, size.quantity)
+        return _reject(Reason(size.reason), f"{account.asset}: {size.detail}")
+    capped = _exposure(account, size.quantity * plan.entry, limits)
+    if capped is not None:
+        return capped
+    return Verdict("accepted", Reason.ENTRY, f"{account.asset}: {size.detail}", size.quantity)
+
+
+def _exposure(account: Snapshot, notional: Decimal, limits: RiskLimits) -> Verdict | None:
+    """`exposure_limit` when the entry's notional takes its quote asset or its correlated group past the cap."""
+    asset, equity = account.asset, account.equity
+    total_cap = equity * limits.max_exposure_pct
+    if account.exposure + notional > total_cap:
+        held = f"{asset} exposure {plain(account.exposure.quantize(_SHOWN))} + {plain(notional.quantize(_SHOWN))}"
+        cap = f"{plain(limits.max_exposure_pct)} of equity {plain(equity)}"
+        return _reject(Reason.EXPOSURE_LIMIT, f"{held} above {cap}")
+    group_cap = equity * limits.max_correlated_pct
+    if account.exposure + notional <= group_cap:
+        return None  # no group holds more than the asset does
+    members, in_group = account.group_of()
+    if members and in_group + notional > group_cap:
+        held = f"{plain(in_group.quantize(_SHOWN))} + {plain(notional.quantize(_SHOWN))}"
+        group = ", ".join(members)
+        cap = f"{plain(limits.max_correlated_pct)} of equity {plain(equity)}"
+        detail = f"correlated with {group}: {asset} {held} above {cap}"
+        return _reject(Reason.EXPOSURE_LIMIT, detail)
+    return None
 
 
 def _reject(reason: Reason, detail: str) -> Verdict:

@@ -3,26 +3,49 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
-from typing import Literal
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from tradebus.settings import Settings
 from tradebus_risk.breaker import BreakerLimits
-from tradebus_risk.limits import RiskLimits
+from tradebus_risk.limits import DEFAULT_MIN_NOTIONALS, RiskLimits
+
+Balances = tuple[tuple[str, Decimal], ...]
 
 
 class RiskSettings(Settings):
-    """`RISK_*` variables (fractions are of equity, e.g. 0.2 = 20 %) and `TRADEBUS_API_TOKEN`."""
+    """`RISK_*` variables (fractions are of equity, e.g. 0.2 = 20 %) and `TRADEBUS_API_TOKEN`.
 
-    risk_initial_balance: Decimal = Field(default=Decimal("10000"), gt=0)
-    risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
-    risk_max_position_pct: Decimal = Field(default=Decimal("0.2"), gt=0, le=1)
-    risk_max_open_positions: int = Field(default=5, ge=1)
-    risk_max_daily_loss_pct: Decimal = Field(default=Decimal("0.05"), gt=0, le=1)
-    risk_max_drawdown_pct: Decimal = Field(default=Decimal("0.2"), gt=0, le=1)
-    risk_min_rr: Decimal = Field(default=Decimal("1.5"), ge=0)
+    The limits are only typed here: a zero, negative or out-of-range limit is a preflight
+    finding (`preflight.check`, one line naming the variable), not a validation traceback."""
+
+    risk_initial_balance: Decimal = Decimal("10000")
+    risk_balances: Annotated[Balances, NoDecode] = ()
+    """`USDT=10000,BTC=0.5`: one account per quote asset with its starting balance; empty: USDT
+    with `RISK_INITIAL_BALANCE`. The first listed is the home asset (the single-account fields)."""
+    risk_min_notionals: Annotated[Balances, NoDecode] = DEFAULT_MIN_NOTIONALS
+    """Per quote asset minimum notional (Binance's); an asset not listed uses `RISK_MIN_NOTIONAL`."""
+    risk_per_trade: Decimal = Decimal("0.01")
+    risk_max_position_pct: Decimal = Decimal("0.2")
+    risk_max_open_positions: int = 5
+    risk_max_daily_loss_pct: Decimal = Decimal("0.05")
+    risk_max_drawdown_pct: Decimal = Decimal("0.2")
+    risk_max_exposure_pct: Decimal = Decimal("1")
+    """Open and pending longs of one quote asset, at most this fraction of its equity."""
+    risk_max_correlated_pct: Decimal = Decimal("0.4")
+    """A group of correlated symbols of one quote asset, at most this fraction of its equity."""
+    risk_correlation_threshold: Decimal = Decimal("0.8")
+    risk_correlation_step_m: int = 5
+    risk_correlation_window: int = 48
+    """Returns of closes sampled every step minutes that the correlation is computed over."""
+    risk_stale_feed_h: Decimal = Decimal("24")
+    """An open long whose symbol has had no bar this many hours (event time) is closed `stale_feed`."""
+    risk_order_expiry_s: float = 900.0
+    """An order whose first bar opens this long after it was submitted expires unfilled (`stale`)."""
+    risk_min_rr: Decimal = Decimal("1.5")
     risk_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
     risk_slippage_bps: Decimal = Field(default=Decimal("5"), ge=0, lt=10000)
     risk_stale_after_s: float = Field(default=600.0, gt=0)
@@ -54,6 +77,25 @@ class RiskSettings(Settings):
     """A readiness report older than this is no longer believed (telemetry publishes every 60 s)."""
     tradebus_api_token: SecretStr | None = None
 
+    @field_validator("risk_balances", "risk_min_notionals", mode="before")
+    @classmethod
+    def _asset_amounts(cls, value: object) -> object:
+        """`ASSET=amount,...` as ((asset, amount), ...) in the order given."""
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            asset, _, amount = part.partition("=")
+            asset = asset.strip().upper()
+            try:
+                number = Decimal(amount.strip())
+            except InvalidOperation:
+                number = None
+            if not asset.isalnum() or number is None or not number.is_finite():
+                raise ValueError(f"expected ASSET=amount like USDT=10000, got {part!r}")
+            pairs.append((asset, number))
+        return tuple(pairs)
+
     def limits(self) -> RiskLimits:
         """The limits the pure modules work with (no I/O, no environment)."""
         return RiskLimits(
@@ -71,6 +113,15 @@ class RiskSettings(Settings):
             min_notional=self.risk_min_notional,
             price_decimals=self.risk_price_decimals,
             quote_decimals=self.risk_quote_decimals,
+            balances=self.risk_balances,
+            min_notionals=self.risk_min_notionals,
+            max_exposure_pct=self.risk_max_exposure_pct,
+            max_correlated_pct=self.risk_max_correlated_pct,
+            correlation_threshold=self.risk_correlation_threshold,
+            correlation_step_m=self.risk_correlation_step_m,
+            correlation_window=self.risk_correlation_window,
+            stale_feed_h=self.risk_stale_feed_h,
+            order_expiry_s=self.risk_order_expiry_s,
         )
 
     def breaker_limits(self) -> BreakerLimits:

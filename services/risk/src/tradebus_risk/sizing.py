@@ -18,7 +18,15 @@ class Size:
     detail: str
 
 
-def size_entry(*, equity: Decimal, cash: Decimal, entry: Decimal, stop: Decimal, limits: RiskLimits) -> Size:
+def size_entry(
+    *,
+    equity: Decimal,
+    cash: Decimal,
+    entry: Decimal,
+    stop: Decimal,
+    limits: RiskLimits,
+    min_notional: Decimal | None = None,
+) -> Size:
     """qty = equity x risk fraction / (entry - stop), capped by the position limit and the cash.
 
     The position cap shrinks an oversized trade rather than rejecting it; only a trade that ends
@@ -44,8 +52,9 @@ def size_entry(*, equity: Decimal, cash: Decimal, entry: Decimal, stop: Decimal,
     quantity = money.quantity(quantity)
     notional = money.notional(quantity, entry, Side.BUY)
     detail = "; ".join(notes)
-    if quantity <= 0 or notional < limits.min_notional:
+    minimum = limits.min_notional if min_notional is None else min_notional
+    if quantity <= 0 or notional < minimum:
         reason = "insufficient_balance" if cash_bound else "position_size"
-        below = f"notional {plain(notional)} below minimum {plain(limits.min_notional)}"
+        below = f"notional {plain(notional)} below minimum {plain(minimum)}"
         return Size(Decimal(0), reason, f"{below} ({detail})")
     return Size(quantity, None, f"{plain(quantity)} at {plain(entry)} = {plain(notional)} ({detail})")

@@ -23,22 +23,36 @@ def amount(value: Decimal | None) -> str | None:
 
 
 def account_view(book: Book) -> dict[str, Any]:
-    a = book.account
-    equity = book.equity()
+    """The home asset's figures in the contract's fields (named by `quote_asset`), every funded
+    asset's in `balances`, and the account-wide ones (positions, frozen, day)."""
+    home = book.limits.home_asset if book.limits.home_asset in book.accounts else next(iter(book.accounts))
     return {
+        **_figures(book, home),
+        "open_positions": len(book.holdings),
+        "pending_orders": len(book.pending),
+        "frozen": book.frozen,
+        "day": book.day.isoformat() if book.day else None,
+        "balances": {asset: _figures(book, asset) for asset in sorted(book.accounts)},
+    }
+
+
+def _figures(book: Book, asset: str) -> dict[str, Any]:
+    """One quote asset's account: every amount in `asset`."""
+    a = book.accounts[asset]
+    equity = book.equity(asset)
+    return {
+        "quote_asset": asset,
         "initial_balance": amount(a.initial_balance),
         "cash": amount(a.cash),
         "equity": amount(equity),
         "realized_pnl": amount(a.realized_pnl),
-        "unrealized_pnl": amount(book.unrealized()),
+        "unrealized_pnl": amount(book.unrealized(asset)),
         "fees": amount(a.fees),
         "net_pnl": amount(equity - a.initial_balance),
         "peak_equity": amount(a.peak_equity),
-        "drawdown": amount(book.drawdown().quantize(Decimal("1e-12"))),
-        "open_positions": len(book.holdings),
-        "pending_orders": len(book.pending),
+        "drawdown": amount(book.drawdown(equity, asset).quantize(Decimal("1e-12"))),
         "frozen": a.frozen,
-        "day": a.day.isoformat() if a.day else None,
+        "day_start_equity": amount(a.day_start_equity),
         "day_realized_pnl": amount(a.day_realized),
     }
 
@@ -46,6 +60,7 @@ def account_view(book: Book) -> dict[str, Any]:
 def position_view(book: Book, h: Holding) -> dict[str, Any]:
     return {
         "symbol": h.symbol,
+        "quote_asset": book.quote(h.symbol),
         "position_id": h.position_id,
         "direction": "long",
         "quantity": amount(h.quantity),
@@ -60,10 +75,12 @@ def position_view(book: Book, h: Holding) -> dict[str, Any]:
     }
 
 
-def trade_view(r: asyncpg.Record) -> dict[str, Any]:
+def trade_view(r: asyncpg.Record, quote_asset: str | None) -> dict[str, Any]:
+    """A closed trade; its prices and P&L are in `quote_asset`."""
     return {
         "trade_id": r["trade_id"],
         "symbol": r["symbol"],
+        "quote_asset": quote_asset,
         "strategy": r["strategy"],
         "direction": "long",
         "quantity": amount(r["quantity"]),
@@ -93,7 +110,7 @@ def breaker_view(s: BreakerState) -> dict[str, Any]:
     }
 
 
-def restart_view(c: PositionCheck, trade: asyncpg.Record | None) -> dict[str, Any]:
+def restart_view(c: PositionCheck, trade: asyncpg.Record | None, quote_asset: str | None) -> dict[str, Any]:
     return {
         "symbol": c.symbol,
         "position_id": c.position_id,
@@ -102,5 +119,5 @@ def restart_view(c: PositionCheck, trade: asyncpg.Record | None) -> dict[str, An
         "latest_bar": iso_utc(c.latest_at) if c.latest_at else None,
         "flags": list(c.flags),
         "detail": c.detail,
-        "closed_by": trade_view(trade) if trade is not None else None,
+        "closed_by": trade_view(trade, quote_asset) if trade is not None else None,
     }

@@ -53,6 +53,7 @@ def evaluate(obs: Observations) -> Readiness:
         risk_trading_point(obs.heartbeats.get("risk")),
         risk_breaker_point(obs.heartbeats.get("risk")),
         dlq_point(obs.dead_letters, obs.dlq_window_s),
+        redis_point(obs.heartbeats),
         *feed_points(obs.heartbeats, obs.feed_limits),
     ]
     return Readiness(status=status_of(points), failure_points=points, checked_at=obs.now)
@@ -209,6 +210,24 @@ def dlq_point(letters: Sequence[DeadLetter], window_s: float) -> FailurePoint:
         detail=detail,
         detection=f"a message on dlq.> within the last {window_s:.0f} s",
         healing="none automatic: inspect with `tradebus tail 'dlq.>'`, fix the producer, re-publish the payload",
+    )
+
+
+def redis_point(heartbeats: Mapping[str, Seen]) -> FailurePoint:
+    """Never critical: Redis holds only what can be rebuilt (rate-limit windows, the console's state)."""
+    cut_off = sorted(name for name, seen in heartbeats.items() if seen.checks.get("redis") is False)
+    detail = (
+        f"redis unreachable from {', '.join(cut_off)}: their rate limits hold per instance only"
+        if cut_off
+        else "every service reaching redis says so"
+    )
+    return FailurePoint(
+        name="redis",
+        ok=not cut_off,
+        severity=Severity.WARNING,
+        detail=detail,
+        detection="`redis` check in a service's heartbeat is false",
+        healing="each service retries Redis every few seconds and shares its limits again once it answers",
     )
 
 

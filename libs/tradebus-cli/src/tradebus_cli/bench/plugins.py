@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 
 from tradebus.bench import Bench, BenchEnv, Figure
-from tradebus.settings import SERVICES
+from tradebus.settings import PROCESSES
 
 
 def _has_module(name: str) -> bool:
@@ -28,4 +28,4 @@ def _lazy(module_name: str) -> Bench:
 
 def service_benches() -> dict[str, Bench]:
     """service name → its `bench`, for the services whose package has a `bench` module."""
-    return {s: _lazy(f"tradebus_{s}.bench") for s in SERVICES if _has_module(f"tradebus_{s}.bench")}
+    return {s: _lazy(f"tradebus_{s}.bench") for s in PROCESSES if _has_module(f"tradebus_{s}.bench")}

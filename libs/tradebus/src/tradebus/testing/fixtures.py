@@ -27,8 +27,30 @@ from nats.aio.client import Client
 from tradebus.embedded import EmbeddedNats, EmbeddedPostgres, postgres_answers
 from tradebus.natsauth import ADMIN, Credentials, Login, with_login
 from tradebus.testing import close_admin_clients
+from tradebus.testing.redisserver import RedisServer
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+TEST_RATE_LIMIT = "1000000"
+"""Requests a minute a test's services allow one client: every stack of a run (and every run on
+the machine) shares the machine's Redis windows, and tests poll at 20 Hz; the tests of the limits
+set their own."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _generous_rate_limits() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in ("RATE_LIMIT_PER_CLIENT", "RATE_LIMIT_PER_TOKEN")}
+    for name in saved:
+        os.environ[name] = TEST_RATE_LIMIT
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -143,3 +165,16 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
 def data_dir() -> Path:
     """The repository's tests/data folder (real Binance captures, see its SOURCES.md)."""
     return Path(__file__).resolve().parents[5] / "tests" / "data"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own on a free port, which the test may stop and start again."""
+    try:
+        server = RedisServer(tmp_path / "redis").start()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,1 @@
+"""tradebus console: the trader's live web page (charts, signals, account, decisions, readiness)."""

@@ -5,12 +5,13 @@ holds back until it releases them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import Decimal
 
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tradebus import subjects
 from tradebus.bus import BatchConsumer, Publisher, consumer_lag, ensure_streams
@@ -157,6 +158,39 @@ async def test_ack_all_settles_a_chunk_with_a_dead_letter_inside(bus: NatsClient
     await task
     info = await js.consumer_info("BARS", consumer.durable)
     assert info.config.ack_policy == AckPolicy.ALL and info.ack_floor.stream_seq == len(good) + 1
+
+
+async def test_a_chunk_handled_before_and_sent_again_is_acked_to_its_end(bus: NatsClient):
+    """A nats-server restart can lose acks: the durable comes back (or is rewound) to an older ack
+    floor and sends again what this process handled. Those deliveries are skipped, and the ack-all
+    must cover the chunk's last of them: acking its first left the rest unacked for good (the
+    chaos suite's kill-nats-server, 148 deliveries)."""
+    js = bus.jetstream()
+    events = [_event("1m", i) for i in range(10)]
+    await Publisher(bus, "test").publish_many(("bars.1m.BTCUSDT", e) for e in events)
+    seen: list[BarEvent] = []
+    consumer = _consumer(seen, name="again", subject="bars.1m.*")
+    task = asyncio.create_task(consumer.run(bus))
+    await wait_for(_true_when(lambda: len(seen) == len(events)))
+    consumer.stop()
+    await task
+    config = (await js.consumer_info("BARS", consumer.durable)).config
+    await js.delete_consumer("BARS", consumer.durable)  # the server forgot the acks: all of it comes again
+    await js.add_consumer(
+        "BARS", dataclasses.replace(config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=1)
+    )
+    consumer._deliveries.expected = 1
+    consumer._stopping.clear()
+    task = asyncio.create_task(consumer.run(bus))
+
+    async def all_acked() -> bool:
+        info = await js.consumer_info("BARS", consumer.durable)
+        return info.num_pending == 0 and info.num_ack_pending == 0 and info.ack_floor.stream_seq == len(events)
+
+    await wait_for(all_acked, what="the deliveries sent again acked to the last")
+    assert len(seen) == len(events)  # none handled twice
+    consumer.stop()
+    await task
 
 
 async def test_outage_is_retried_in_place_in_order_and_a_stop_acks_nothing(bus: NatsClient):

@@ -480,6 +480,7 @@ class BatchConsumer(Generic[E]):
         fresh: list[Msg] = []
         last: Msg | None = None
         top = deliveries.handled_through
+        last_seq = 0
         gap = False
         for msg in batch:
             stream_seq, consumer_seq = _sequences(msg)
@@ -491,11 +492,11 @@ class BatchConsumer(Generic[E]):
                 gap = True
                 break
             deliveries.expected = consumer_seq + 1
+            if stream_seq > last_seq:  # what an ack-all acks: the chunk's highest, handled now or before
+                last, last_seq = msg, stream_seq
             if stream_seq > top:
-                top, last = stream_seq, msg
+                top = stream_seq
             elif skip_seen:
-                if last is None:
-                    last = msg
                 continue
             fresh.append(msg)
         return fresh, last, top, gap
